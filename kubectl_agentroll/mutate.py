@@ -1,0 +1,309 @@
+"""The mutation engine: an AdmissionRequest and a Policy in, JSONPatch operations and warnings out.
+
+It knows nothing of HTTP or of where the policy came from. The same function backs the webhook and
+the offline `kubectl agentroll inject`. Patches are minimal (only what differs), create the maps
+they need, and never replace an array the user wrote: steps are inserted one by one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubectl_agentroll import composite as cv
+from kubectl_agentroll.composite import AnnotationError, CompositeVersion, composite_of
+from kubectl_agentroll.policy import ALWAYS_APPEND, Policy, TemplateRef, is_template_name
+
+MUTATED_OPERATIONS = ("CREATE", "UPDATE")
+
+
+@dataclass
+class Decision:
+    allowed: bool = True
+    patch: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None
+    version: CompositeVersion | None = None
+
+    @property
+    def outcome(self) -> str:
+        if not self.allowed:
+            return "denied"
+        return "patched" if self.patch else "allowed"
+
+
+def deny(message: str) -> Decision:
+    return Decision(allowed=False, message=message)
+
+
+def pointer(*tokens: str | int) -> str:
+    """RFC 6901 JSON Pointer: `~` becomes `~0`, `/` becomes `~1`."""
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def ensure_entries(root: Mapping, path: Sequence[str], entries: Mapping[str, object]) -> list[dict]:
+    """Operations that make the map at `path` hold `entries`, creating missing maps on the way."""
+    node: object = root
+    for depth, key in enumerate(path):
+        assert isinstance(node, Mapping)
+        child = node.get(key)
+        if child is None:
+            nested: object = dict(entries)
+            for outer in reversed(path[depth + 1 :]):
+                nested = {outer: nested}
+            return [{"op": "add", "path": pointer(*path[: depth + 1]), "value": nested}]
+        if not isinstance(child, Mapping):
+            raise AnnotationError(".".join(path[: depth + 1]), "expected a map")
+        node = child
+    assert isinstance(node, Mapping)
+    ops = []
+    for key, value in entries.items():
+        if key not in node:
+            ops.append({"op": "add", "path": pointer(*path, key), "value": value})
+        elif node[key] != value:
+            ops.append({"op": "replace", "path": pointer(*path, key), "value": value})
+    return ops
+
+
+def analysis_args(policy: Policy) -> list[dict]:
+    """Args every injected analysis passes; read from the Rollout when the AnalysisRun starts.
+
+    `fieldRef` keeps the injected steps identical across versions (no per-version value baked into
+    the spec), and works for Rollouts created with `generateName`.
+    """
+    args = [
+        {"name": "rollout", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "namespace", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+        {"name": "stable-hash", "valueFrom": {"podTemplateHashValue": "Stable"}},
+        {
+            "name": "composite-version",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": f"metadata.labels['{cv.COMPOSITE_VERSION}']"}
+            },
+        },
+    ]
+    extra = {a["name"]: a for a in policy.extra_args}
+    args = [extra.pop(a["name"], a) for a in args]
+    return args + list(extra.values())
+
+
+def analysis_block(templates: Sequence[TemplateRef], policy: Policy) -> dict:
+    return {"templates": [t.to_argo() for t in templates], "args": analysis_args(policy)}
+
+
+def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef, ...]:
+    """The templates to inject: the annotation's (checked against the policy), else the policy's."""
+    raw = annotations.get(cv.ANALYSIS)
+    if raw is None:
+        return policy.templates
+    if not isinstance(raw, str):
+        raise AnnotationError(cv.ANALYSIS, "expected 'none' or a comma-separated list of names")
+    if raw.strip().lower() == "none":
+        return ()
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        raise AnnotationError(
+            cv.ANALYSIS, "expected 'none' or comma-separated ClusterAnalysisTemplate names"
+        )
+    for name in names:
+        if not is_template_name(name):
+            raise AnnotationError(cv.ANALYSIS, f"{name!r} is not a valid ClusterAnalysisTemplate name")
+        if not policy.allows(name):
+            allowed = ", ".join(policy.allowed_templates or ()) or "none"
+            raise AnnotationError(
+                cv.ANALYSIS,
+                f"template {name!r} is not allowed by policy {policy.name!r} (allowed: {allowed})",
+            )
+    return tuple(TemplateRef(n) for n in dict.fromkeys(names))
+
+
+def _is_weight_below_100(step: object) -> bool:
+    if not isinstance(step, Mapping) or "setWeight" not in step:
+        return False
+    weight = step["setWeight"]
+    return isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
+
+
+def analysis_positions(steps: Sequence) -> list[int]:
+    """Where analysis steps go: after the pause that follows each setWeight below 100, else right
+    after the setWeight. Positions are indices in the original list, ascending."""
+    positions = []
+    for i, step in enumerate(steps):
+        if _is_weight_below_100(step):
+            follows = steps[i + 1] if i + 1 < len(steps) else None
+            pause_follows = isinstance(follows, Mapping) and "pause" in follows
+            positions.append(i + 2 if pause_follows else i + 1)
+    return positions
+
+
+def _references(analysis: object, names: set[str]) -> bool:
+    if not isinstance(analysis, Mapping):
+        return False
+    templates = analysis.get("templates")
+    if not isinstance(templates, Sequence):
+        return False
+    return any(isinstance(t, Mapping) and t.get("templateName") in names for t in templates)
+
+
+def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy) -> list[dict]:
+    base = ("spec", "strategy", "canary", "steps")
+    steps = canary.get("steps")
+    if steps is not None and (not isinstance(steps, list)):
+        raise AnnotationError("spec.strategy.canary.steps", "expected a list")
+    step_list = [s for s in steps or []]
+    names = {t.name for t in templates}
+    inline = [s.get("analysis") for s in step_list if isinstance(s, Mapping) and "analysis" in s]
+    if policy.mode == ALWAYS_APPEND:
+        has_analysis = any(_references(a, names) for a in inline)
+    else:
+        has_analysis = bool(inline) or canary.get("analysis") is not None
+    inject = bool(templates) and not has_analysis
+
+    def step() -> dict:
+        return {"analysis": analysis_block(templates, policy)}
+
+    if not step_list:
+        defaults = copy.deepcopy(list(policy.default_steps))
+        if inject and not any("analysis" in s for s in defaults):
+            for offset, position in enumerate(analysis_positions(defaults)):
+                defaults.insert(position + offset, step())
+        if not defaults:
+            return []
+        if steps is None:
+            return [{"op": "add", "path": pointer(*base), "value": defaults}]
+        return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults]
+
+    if not inject:
+        return []
+    ops = []
+    for offset, position in enumerate(analysis_positions(step_list)):
+        index = position + offset
+        end = position == len(step_list)
+        ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step()})
+    return ops
+
+
+def blue_green_ops(
+    blue_green: Mapping, templates: Sequence[TemplateRef], policy: Policy
+) -> list[dict]:
+    base = ("spec", "strategy", "blueGreen", "prePromotionAnalysis")
+    if not templates:
+        return []
+    existing = blue_green.get("prePromotionAnalysis")
+    if existing is None:
+        return [{"op": "add", "path": pointer(*base), "value": analysis_block(templates, policy)}]
+    if policy.mode != ALWAYS_APPEND or not isinstance(existing, Mapping):
+        return []
+    ops = []
+    present = existing.get("templates")
+    if not isinstance(present, list):
+        return []
+    names = {t.get("templateName") for t in present if isinstance(t, Mapping)}
+    for ref in templates:
+        if ref.name not in names:
+            ops.append({"op": "add", "path": pointer(*base, "templates", "-"), "value": ref.to_argo()})
+    if ops:
+        args = existing.get("args")
+        have = {a.get("name") for a in args if isinstance(a, Mapping)} if isinstance(args, list) else set()
+        missing = [a for a in analysis_args(policy) if a["name"] not in have]
+        if args is None:
+            ops.append({"op": "add", "path": pointer(*base, "args"), "value": missing})
+        elif isinstance(args, list):
+            ops += [{"op": "add", "path": pointer(*base, "args", "-"), "value": a} for a in missing]
+    return ops
+
+
+def _opted_in(annotations: Mapping, policy: Policy) -> bool:
+    raw = annotations.get(cv.INJECT)
+    if raw is None:
+        return policy.selects_namespace
+    value = str(raw).strip().lower() if isinstance(raw, (str, bool)) else None
+    if value not in ("true", "false"):
+        raise AnnotationError(cv.INJECT, f'expected "true" or "false", got {raw!r}')
+    return value == "true"
+
+
+def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> list[str]:
+    warnings = []
+    if version.undeclared:
+        layers = ", ".join(version.undeclared)
+        warnings.append(
+            f"agentroll: undeclared layer(s) recorded as '{cv.UNSET}': {layers} "
+            f"(set the {cv.PREFIX}<layer> annotations to version them)"
+        )
+    if isinstance(old, Mapping):
+        try:
+            before = composite_of(old, policy.model_env_vars)
+        except AnnotationError:
+            return warnings
+        changed = version.changed_layers(before)
+        if len(changed) >= 2:
+            detail = "; ".join(f"{layer} {a} -> {b}" for layer, a, b in changed)
+            warnings.append(
+                f"agentroll: {len(changed)} layers change at once ({detail}): "
+                "a regression could not be attributed to one layer"
+            )
+    return warnings
+
+
+def mutate_rollout(
+    rollout: Mapping, policy: Policy, old: Mapping | None = None
+) -> Decision:
+    """Mutate one Rollout object (already known to be a Rollout being created or updated)."""
+    try:
+        metadata = rollout.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise AnnotationError("metadata", "expected a map")
+        annotations = metadata.get("annotations") or {}
+        if not isinstance(annotations, Mapping):
+            raise AnnotationError("metadata.annotations", "expected a map")
+        if not _opted_in(annotations, policy):
+            return Decision()
+        version = composite_of(rollout, policy.model_env_vars)
+        templates = chosen_templates(annotations, policy)
+        labels = version.labels()
+
+        ops = ensure_entries(rollout, ("metadata", "labels"), labels)
+        warnings = _layer_warnings(version, old, policy)
+        spec = rollout.get("spec") or {}
+        if not isinstance(spec, Mapping):
+            raise AnnotationError("spec", "expected a map")
+        if isinstance(spec.get("template"), Mapping):
+            ops += ensure_entries(rollout, ("spec", "template", "metadata", "labels"), labels)
+            ops += ensure_entries(
+                rollout, ("spec", "template", "metadata", "annotations"), version.annotations()
+            )
+        elif spec.get("workloadRef") is not None:
+            warnings.append(
+                "agentroll: spec.workloadRef: only the Rollout is labelled; pod labels "
+                f"({cv.COMPOSITE_VERSION} and the layers) must come from the referenced workload"
+            )
+
+        strategy = spec.get("strategy") or {}
+        if not isinstance(strategy, Mapping):
+            raise AnnotationError("spec.strategy", "expected a map")
+        if isinstance(strategy.get("canary"), Mapping):
+            ops += canary_ops(strategy["canary"], templates, policy)
+        elif isinstance(strategy.get("blueGreen"), Mapping):
+            ops += blue_green_ops(strategy["blueGreen"], templates, policy)
+        return Decision(patch=ops, warnings=warnings, version=version)
+    except AnnotationError as err:
+        return deny(f"agentroll: {err}")
+
+
+def mutate(request: Mapping, policy: Policy) -> Decision:
+    """Decide on an AdmissionRequest (the `request` of an admission.k8s.io/v1 AdmissionReview)."""
+    kind = request.get("kind") or {}
+    if not isinstance(kind, Mapping):
+        return Decision()
+    if kind.get("group") != "argoproj.io" or kind.get("kind") != "Rollout":
+        return Decision()
+    if request.get("operation") not in MUTATED_OPERATIONS or request.get("subResource"):
+        return Decision()
+    rollout = request.get("object")
+    if not isinstance(rollout, Mapping):
+        return deny("agentroll: request.object: expected a Rollout object")
+    old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+    return mutate_rollout(rollout, policy, old if isinstance(old, Mapping) else None)

@@ -1,0 +1,178 @@
+"""Policy: the cluster-wide defaults a platform team sets once (the spec of an AgentRollPolicy).
+
+Pure data and validation. Where policies come from (a file, the cluster) is the webhook's concern;
+the mutation engine only receives the one `Policy` that governs the object's namespace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubectl_agentroll.composite import DEFAULT_MODEL_ENV_VARS
+
+INJECT_IF_ABSENT = "inject-if-absent"
+ALWAYS_APPEND = "always-append"
+MODES = (INJECT_IF_ABSENT, ALWAYS_APPEND)
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+BUILTIN_DEFAULT_STEPS: tuple[dict, ...] = (
+    {"setWeight": 5},
+    {"pause": {"duration": "5m"}},
+    {"setWeight": 25},
+    {"pause": {"duration": "10m"}},
+    {"setWeight": 50},
+    {"pause": {"duration": "10m"}},
+)
+
+
+class PolicyError(ValueError):
+    """A policy is invalid; the message names the field at fault."""
+
+
+def is_template_name(name: str) -> bool:
+    return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    name: str
+    cluster_scope: bool = True
+
+    def to_argo(self) -> dict:
+        ref: dict = {"templateName": self.name}
+        if self.cluster_scope:
+            ref["clusterScope"] = True
+        return ref
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the webhook does to an opted-in Rollout in the namespaces this policy governs.
+
+    `default_steps` are the canary steps without analysis; the engine inserts the analysis steps by
+    the same rule it applies to a user's steps. `selects_namespace` is True when the namespace was
+    selected by the policy, which opts its Rollouts in without an annotation.
+    """
+
+    name: str = "built-in"
+    templates: tuple[TemplateRef, ...] = (TemplateRef("agent-quality"),)
+    extra_args: tuple[dict, ...] = ()
+    mode: str = INJECT_IF_ABSENT
+    allowed_templates: tuple[str, ...] | None = None
+    default_steps: tuple[dict, ...] = BUILTIN_DEFAULT_STEPS
+    model_env_vars: tuple[str, ...] = DEFAULT_MODEL_ENV_VARS
+    selects_namespace: bool = False
+    priority: int = 0
+    namespace_selector: Mapping | None = field(default=None, compare=False)
+
+    def allows(self, template: str) -> bool:
+        return self.allowed_templates is None or template in self.allowed_templates
+
+
+BUILTIN = Policy()
+
+
+def _require(cond: bool, path: str, expected: str) -> None:
+    if not cond:
+        raise PolicyError(f"{path}: expected {expected}")
+
+
+def _string_list(value: object, path: str, check=None, what: str = "a string") -> tuple[str, ...]:
+    _require(isinstance(value, Sequence) and not isinstance(value, str), path, "a list")
+    for i, item in enumerate(value):
+        _require(isinstance(item, str) and (check is None or check(item)), f"{path}[{i}]", what)
+    return tuple(value)
+
+
+def _template_ref(value: object, path: str) -> TemplateRef:
+    if isinstance(value, str):
+        value = {"name": value}
+    _require(isinstance(value, Mapping), path, "a template name or {name, clusterScope}")
+    name = value.get("name", value.get("templateName"))
+    _require(isinstance(name, str) and is_template_name(name), f"{path}.name", "a DNS-1123 name")
+    cluster_scope = value.get("clusterScope", True)
+    _require(isinstance(cluster_scope, bool), f"{path}.clusterScope", "true or false")
+    return TemplateRef(name, cluster_scope)
+
+
+def _arg(value: object, path: str) -> dict:
+    _require(isinstance(value, Mapping), path, "an analysis arg {name, value|valueFrom}")
+    _require(isinstance(value.get("name"), str) and value["name"], f"{path}.name", "a string")
+    has_value = isinstance(value.get("value"), str)
+    has_from = isinstance(value.get("valueFrom"), Mapping)
+    _require(has_value or has_from, path, "'value' (a string) or 'valueFrom' (a map)")
+    return dict(value)
+
+
+def _step(value: object, path: str) -> dict:
+    _require(isinstance(value, Mapping) and len(value) == 1, path, "a canary step with one key")
+    if "setWeight" in value:
+        weight = value["setWeight"]
+        _require(
+            isinstance(weight, int) and not isinstance(weight, bool) and 0 <= weight <= 100,
+            f"{path}.setWeight",
+            "an integer from 0 to 100",
+        )
+    return dict(value)
+
+
+def policy_from_spec(spec: object, name: str = "policy") -> Policy:
+    """Build a Policy from an AgentRollPolicy `spec` (or a policy file); PolicyError names the field."""
+    if spec is None:
+        spec = {}
+    _require(isinstance(spec, Mapping), "spec", "a map")
+    kwargs: dict = {"name": name}
+
+    analysis = spec.get("analysis") or {}
+    _require(isinstance(analysis, Mapping), "spec.analysis", "a map")
+    if "templates" in analysis:
+        templates = analysis["templates"]
+        _require(isinstance(templates, list) and templates, "spec.analysis.templates", "a list")
+        kwargs["templates"] = tuple(
+            _template_ref(t, f"spec.analysis.templates[{i}]") for i, t in enumerate(templates)
+        )
+    if "args" in analysis:
+        args = analysis["args"] or []
+        _require(isinstance(args, list), "spec.analysis.args", "a list")
+        kwargs["extra_args"] = tuple(_arg(a, f"spec.analysis.args[{i}]") for i, a in enumerate(args))
+    if "mode" in analysis:
+        _require(analysis["mode"] in MODES, "spec.analysis.mode", " or ".join(MODES))
+        kwargs["mode"] = analysis["mode"]
+
+    if spec.get("allowedTemplates") is not None:
+        kwargs["allowed_templates"] = _string_list(
+            spec["allowedTemplates"], "spec.allowedTemplates", is_template_name, "a DNS-1123 name"
+        )
+    if spec.get("defaultSteps") is not None:
+        steps = spec["defaultSteps"]
+        _require(isinstance(steps, list), "spec.defaultSteps", "a list")
+        kwargs["default_steps"] = tuple(
+            _step(s, f"spec.defaultSteps[{i}]") for i, s in enumerate(steps)
+        )
+    if spec.get("modelEnvVars") is not None:
+        kwargs["model_env_vars"] = _string_list(
+            spec["modelEnvVars"], "spec.modelEnvVars", _ENV_VAR.match, "an env var name"
+        )
+    if spec.get("priority") is not None:
+        priority = spec["priority"]
+        _require(
+            isinstance(priority, int) and not isinstance(priority, bool), "spec.priority", "an integer"
+        )
+        kwargs["priority"] = priority
+    if spec.get("namespaceSelector") is not None:
+        _require(isinstance(spec["namespaceSelector"], Mapping), "spec.namespaceSelector", "a map")
+        kwargs["namespace_selector"] = spec["namespaceSelector"]
+    return Policy(**kwargs)
+
+
+def policy_from_document(doc: object) -> Policy:
+    """A policy file holds either an AgentRollPolicy object or just its spec."""
+    if isinstance(doc, Mapping) and doc.get("kind") == "AgentRollPolicy":
+        metadata = doc.get("metadata") or {}
+        name = metadata.get("name", "policy") if isinstance(metadata, Mapping) else "policy"
+        return policy_from_spec(doc.get("spec"), name=str(name))
+    return policy_from_spec(doc)

@@ -1,0 +1,119 @@
+"""`agentroll-webhook`: serve admission reviews, or make the certificates to serve them with."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from kubectl_agentroll.policy import PolicyError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The AgentRoll mutating admission webhook.
+
+    For opted-in Argo Rollouts it injects the composite agent version (prompt + model + tools +
+    image) as labels on the Rollout and its pods, and agent-quality analysis gates.
+    """
+
+
+@main.command()
+@click.option("--port", default=8443, show_default=True, help="HTTPS port.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--tls-cert-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Serving certificate (PEM); reloaded when it changes on disk.")
+@click.option("--tls-private-key-file", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Its private key (PEM).")
+@click.option("--policy-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy YAML (an AgentRollPolicy or its spec); built-in defaults otherwise.")
+@click.option("--cert-check-interval", default=2.0, show_default=True,
+              help="Seconds between checks of the certificate files.")
+@click.option("--shutdown-timeout", default=10.0, show_default=True,
+              help="Seconds in-flight requests get to finish after SIGTERM.")
+def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
+          shutdown_timeout) -> None:
+    """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
+    import ssl
+
+    from webhook.policystore import StaticPolicies, load_policy_file
+    from webhook.server import make_app
+    from webhook.server import serve as run
+    from webhook.tls import ReloadingTLS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        policies = StaticPolicies(load_policy_file(policy_file)) if policy_file else StaticPolicies()
+    except PolicyError as err:
+        raise click.ClickException(f"--policy-file {err}") from None
+    try:
+        tls = ReloadingTLS(tls_cert_file, tls_private_key_file, interval=cert_check_interval)
+    except (OSError, ssl.SSLError) as err:
+        raise click.ClickException(
+            f"--tls-cert-file/--tls-private-key-file: cannot load the pair: {err}"
+        ) from None
+    try:
+        asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout))
+    except OSError as err:
+        raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
+
+
+@main.command()
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for ca.crt, tls.crt and tls.key (0600).")
+@click.option("--dns-name", "dns_names", multiple=True,
+              help="DNS SAN, e.g. agentroll-webhook.agentroll.svc (repeatable).")
+@click.option("--ip", "ips", multiple=True, help="IP SAN, e.g. 127.0.0.1 (repeatable).")
+@click.option("--days", default=365, show_default=True, help="Validity in days.")
+@click.option("--webhook-config", help="Also set this MutatingWebhookConfiguration's caBundle.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="For --webhook-config.")
+@click.option("--context", "kube_context", help="Kubeconfig context, for --webhook-config.")
+def certs(out_dir, dns_names, ips, days, webhook_config, kubeconfig, kube_context) -> None:
+    """Write a CA and a serving certificate signed by it, for the given SANs."""
+    from webhook import certs as certmod
+
+    try:
+        bundle = certmod.generate(list(dns_names), list(ips), days=days)
+    except ValueError as err:
+        raise click.ClickException(f"--ip/--dns-name: {err}") from None
+    try:
+        paths = certmod.write(bundle, out_dir)
+    except OSError as err:
+        raise click.ClickException(f"--out-dir {out_dir}: {err.strerror}") from None
+    for path in paths.values():
+        click.echo(f"wrote {path}")
+    if webhook_config:
+        _patch_ca_bundle(webhook_config, bundle.ca_pem, kubeconfig, kube_context)
+        click.echo(f"set caBundle of mutatingwebhookconfiguration/{webhook_config}")
+
+
+def _patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig, kube_context) -> None:
+    from kubectl_agentroll.kube import KubeError, api_client, call
+
+    from kubernetes import client
+
+    ca = base64.b64encode(ca_pem).decode()
+    try:
+        admission = client.AdmissionregistrationV1Api(api_client(kubeconfig, kube_context))
+        config = call(admission.read_mutating_webhook_configuration, name,
+                      what=f"mutatingwebhookconfiguration/{name}")
+        patch = [
+            {"op": "replace" if hook.client_config.ca_bundle else "add",
+             "path": f"/webhooks/{i}/clientConfig/caBundle", "value": ca}
+            for i, hook in enumerate(config.webhooks or [])
+        ]
+        call(admission.patch_mutating_webhook_configuration, name, patch,
+             what=f"mutatingwebhookconfiguration/{name}")
+    except KubeError as err:
+        raise click.ClickException(f"--webhook-config {name}: {err}") from None
+
+
+def run() -> None:
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,150 @@
+"""The HTTPS admission endpoint: AdmissionReview in, AdmissionReview out.
+
+It parses and answers; what to patch is the engine's business (`kubectl_agentroll.mutate`), which
+policy applies is the policy source's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import base64
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from aiohttp import web
+
+from kubectl_agentroll.mutate import Decision, mutate
+from kubectl_agentroll.policy import Policy
+from webhook.metrics import Metrics
+
+log = logging.getLogger("agentroll.webhook")
+
+MAX_BODY_BYTES = 7 * 1024 * 1024
+API_VERSION = "admission.k8s.io/v1"
+
+
+class PolicySource(Protocol):
+    ready: bool
+
+    def for_namespace(self, namespace: str | None) -> Policy: ...
+
+
+class BadReview(ValueError):
+    pass
+
+
+def parse_review(body: bytes) -> Mapping:
+    """The `request` of an admission.k8s.io/v1 AdmissionReview, or BadReview saying what is wrong."""
+    try:
+        review = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadReview("body is not JSON") from None
+    if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
+        raise BadReview("body is not an AdmissionReview")
+    if review.get("apiVersion") != API_VERSION:
+        raise BadReview(f"apiVersion {review.get('apiVersion')!r} is not supported; use {API_VERSION}")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("AdmissionReview has no request")
+    if not isinstance(request.get("uid"), str) or not request["uid"]:
+        raise BadReview("request.uid is missing")
+    return request
+
+
+def review_response(uid: str, decision: Decision) -> dict:
+    response: dict = {"uid": uid, "allowed": decision.allowed}
+    if not decision.allowed:
+        response["status"] = {"code": 400, "reason": "BadRequest", "message": decision.message}
+    if decision.patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(
+            json.dumps(decision.patch, separators=(",", ":")).encode()
+        ).decode()
+    if decision.warnings:
+        response["warnings"] = decision.warnings
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
+
+
+def _object_name(request: Mapping) -> str:
+    name = request.get("name")
+    if not name:
+        obj = request.get("object")
+        meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+        name = (meta.get("name") or meta.get("generateName")) if isinstance(meta, Mapping) else None
+    return f"{request.get('namespace') or '-'}/{name or '-'}"
+
+
+def make_app(policies: PolicySource, metrics: Metrics | None = None) -> web.Application:
+    metrics = metrics or Metrics()
+
+    async def mutate_handler(http_request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            body = await http_request.read()
+            request = parse_review(body)
+        except BadReview as err:
+            metrics.observe("bad_request", time.perf_counter() - started)
+            log.info("uid=- bad request: %s", err)
+            return web.json_response({"error": str(err)}, status=400)
+        try:
+            decision = mutate(request, policies.for_namespace(request.get("namespace")))
+        except Exception:  # noqa: BLE001 - one bad object must not take the server down
+            log.exception("uid=%s %s engine failed", request["uid"], _object_name(request))
+            decision = Decision(allowed=False, message="agentroll: internal error, see webhook log")
+            outcome = "error"
+        else:
+            outcome = decision.outcome
+        elapsed = time.perf_counter() - started
+        metrics.observe(outcome, elapsed)
+        log.info(
+            "uid=%s %s %s %.2fms", request["uid"], _object_name(request), outcome, elapsed * 1000
+        )
+        return web.json_response(review_response(request["uid"], decision))
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if policies.ready:
+            return web.Response(text="ok")
+        return web.Response(text="policy snapshot not loaded yet", status=503)
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app["metrics"] = metrics
+    app.router.add_post("/mutate", mutate_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, tls, shutdown_timeout: float = 10.0,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Serve until cancelled or SIGTERM/SIGINT; in-flight requests get `shutdown_timeout` to finish."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=tls.context, backlog=1024)
+    await site.start()
+    watcher = asyncio.create_task(tls.watch())
+    log.info("serving https://%s:%d (TLS >= 1.2)", host, port)
+    if started is not None:
+        started.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests")
+    finally:
+        watcher.cancel()
+        await runner.cleanup()
