@@ -42,14 +42,18 @@ def pointer(*tokens: str | int) -> str:
     return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
-def ensure_entries(root: Mapping, path: Sequence[str], entries: Mapping[str, object]) -> list[dict]:
-    """Operations that make the map at `path` hold `entries`, creating missing maps on the way."""
+def ensure(root: Mapping, path: Sequence[str], desired: Mapping[str, object]) -> list[dict]:
+    """Operations that make the map at `path` hold `desired`, creating missing maps on the way.
+
+    A Mapping value in `desired` is a map to ensure in turn (so labels and annotations under one
+    missing `metadata` come out as one `add`); any other value is a leaf to add or replace.
+    """
     node: object = root
     for depth, key in enumerate(path):
         assert isinstance(node, Mapping)
         child = node.get(key)
         if child is None:
-            nested: object = dict(entries)
+            nested: object = copy.deepcopy(dict(desired))
             for outer in reversed(path[depth + 1 :]):
                 nested = {outer: nested}
             return [{"op": "add", "path": pointer(*path[: depth + 1]), "value": nested}]
@@ -58,8 +62,10 @@ def ensure_entries(root: Mapping, path: Sequence[str], entries: Mapping[str, obj
         node = child
     assert isinstance(node, Mapping)
     ops = []
-    for key, value in entries.items():
-        if key not in node:
+    for key, value in desired.items():
+        if isinstance(value, Mapping):
+            ops += ensure(root, (*path, key), value)
+        elif key not in node:
             ops.append({"op": "add", "path": pointer(*path, key), "value": value})
         elif node[key] != value:
             ops.append({"op": "replace", "path": pointer(*path, key), "value": value})
@@ -265,15 +271,16 @@ def mutate_rollout(
         templates = chosen_templates(annotations, policy)
         labels = version.labels()
 
-        ops = ensure_entries(rollout, ("metadata", "labels"), labels)
+        ops = ensure(rollout, ("metadata",), {"labels": labels})
         warnings = _layer_warnings(version, old, policy)
         spec = rollout.get("spec") or {}
         if not isinstance(spec, Mapping):
             raise AnnotationError("spec", "expected a map")
         if isinstance(spec.get("template"), Mapping):
-            ops += ensure_entries(rollout, ("spec", "template", "metadata", "labels"), labels)
-            ops += ensure_entries(
-                rollout, ("spec", "template", "metadata", "annotations"), version.annotations()
+            ops += ensure(
+                rollout,
+                ("spec", "template", "metadata"),
+                {"labels": labels, "annotations": version.annotations()},
             )
         elif spec.get("workloadRef") is not None:
             warnings.append(

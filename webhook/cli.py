@@ -47,7 +47,8 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        policies = StaticPolicies(load_policy_file(policy_file)) if policy_file else StaticPolicies()
+        policy = load_policy_file(policy_file) if policy_file else None
+        policies = StaticPolicies(policy) if policy else StaticPolicies()
     except PolicyError as err:
         raise click.ClickException(f"--policy-file {err}") from None
     try:
@@ -92,9 +93,9 @@ def certs(out_dir, dns_names, ips, days, webhook_config, kubeconfig, kube_contex
 
 
 def _patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig, kube_context) -> None:
-    from kubectl_agentroll.kube import KubeError, api_client, call
-
     from kubernetes import client
+
+    from kubectl_agentroll.kube import KubeError, api_client, call
 
     ca = base64.b64encode(ca_pem).decode()
     try:

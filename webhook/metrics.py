@@ -1,4 +1,4 @@
-"""Request counters and a latency histogram in the Prometheus text format (no client library needed)."""
+"""Request counters and a latency histogram, in the Prometheus text format."""
 
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ class Metrics:
             "# TYPE agentroll_webhook_requests_total counter",
         ]
         for outcome in sorted(self.requests):
-            lines.append(f'agentroll_webhook_requests_total{{outcome="{outcome}"}} {self.requests[outcome]}')
+            count = self.requests[outcome]
+            lines.append(f'agentroll_webhook_requests_total{{outcome="{outcome}"}} {count}')
         name = "agentroll_webhook_request_duration_seconds"
         lines += [
             f"# HELP {name} Time to answer an admission request.",
             f"# TYPE {name} histogram",
         ]
         cumulative = 0
-        for bound, count in zip((*BUCKETS, float("inf")), self.bucket_counts):
+        for bound, count in zip((*BUCKETS, float("inf")), self.bucket_counts, strict=True):
             cumulative += count
             le = "+Inf" if bound == float("inf") else repr(bound)
             lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')

@@ -7,10 +7,10 @@ policy applies is the policy source's.
 from __future__ import annotations
 
 import asyncio
-import signal
 import base64
 import json
 import logging
+import signal
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -38,7 +38,7 @@ class BadReview(ValueError):
 
 
 def parse_review(body: bytes) -> Mapping:
-    """The `request` of an admission.k8s.io/v1 AdmissionReview, or BadReview saying what is wrong."""
+    """The `request` of an admission.k8s.io/v1 AdmissionReview; BadReview says what is wrong."""
     try:
         review = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -46,7 +46,8 @@ def parse_review(body: bytes) -> Mapping:
     if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
         raise BadReview("body is not an AdmissionReview")
     if review.get("apiVersion") != API_VERSION:
-        raise BadReview(f"apiVersion {review.get('apiVersion')!r} is not supported; use {API_VERSION}")
+        got = review.get("apiVersion")
+        raise BadReview(f"apiVersion {got!r} is not supported; use {API_VERSION}")
     request = review.get("request")
     if not isinstance(request, dict):
         raise BadReview("AdmissionReview has no request")
@@ -78,10 +79,34 @@ def _object_name(request: Mapping) -> str:
     return f"{request.get('namespace') or '-'}/{name or '-'}"
 
 
+class InFlight:
+    """Counts admission requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __enter__(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def __exit__(self, *_) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
 def make_app(policies: PolicySource, metrics: Metrics | None = None) -> web.Application:
     metrics = metrics or Metrics()
 
+    inflight = InFlight()
+
     async def mutate_handler(http_request: web.Request) -> web.Response:
+        with inflight:
+            return await _mutate(http_request)
+
+    async def _mutate(http_request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
             body = await http_request.read()
@@ -118,6 +143,7 @@ def make_app(policies: PolicySource, metrics: Metrics | None = None) -> web.Appl
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app["metrics"] = metrics
+    app["inflight"] = inflight
     app.router.add_post("/mutate", mutate_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -129,8 +155,10 @@ async def serve(
     app: web.Application, host: str, port: int, tls, shutdown_timeout: float = 10.0,
     started: asyncio.Event | None = None,
 ) -> None:
-    """Serve until cancelled or SIGTERM/SIGINT; in-flight requests get `shutdown_timeout` to finish."""
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    """Serve until SIGTERM/SIGINT; requests in flight then get `shutdown_timeout` to finish."""
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=shutdown_timeout, access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=tls.context, backlog=1024)
     await site.start()
@@ -144,7 +172,13 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
-        log.info("shutting down: finishing in-flight requests")
+        inflight: InFlight = app["inflight"]
+        log.info("shutting down: %d request(s) in flight", inflight.count)
+        await site.stop()
+        try:
+            await asyncio.wait_for(inflight.idle.wait(), shutdown_timeout)
+        except asyncio.TimeoutError:
+            log.warning("gave up on %d request(s) after %.0fs", inflight.count, shutdown_timeout)
     finally:
         watcher.cancel()
         await runner.cleanup()

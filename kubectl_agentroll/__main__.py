@@ -1,0 +1,3 @@
+from kubectl_agentroll.cli import run
+
+run()

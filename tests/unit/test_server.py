@@ -1,0 +1,314 @@
+"""The webhook over real HTTPS on loopback, as a separate process, with certificates from `certs`."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import jsonpatch
+import pytest
+
+from tests.unit.rollouts import request, rollout
+
+WEBHOOK = [sys.executable, "-m", "webhook"]
+
+
+def make_certs(out_dir: Path) -> Path:
+    subprocess.run(
+        [*WEBHOOK, "certs", "--out-dir", str(out_dir), "--ip", "127.0.0.1", "--dns-name", "localhost"],
+        check=True, capture_output=True,
+    )
+    return out_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Webhook:
+    def __init__(self, tmp: Path, *extra: str) -> None:
+        self.tmp = tmp
+        self.certs = make_certs(tmp / "certs")
+        self.port = free_port()
+        self.log = open(tmp / "webhook.log", "w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [*WEBHOOK, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--tls-cert-file", str(self.certs / "tls.crt"),
+             "--tls-private-key-file", str(self.certs / "tls.key"),
+             "--cert-check-interval", "0.2", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.ca_files = [self.certs / "ca.crt"]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, "webhook did not start: " + self.output()
+            time.sleep(0.05)
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        for ca in self.ca_files:
+            ctx.load_verify_locations(ca)
+        return ctx
+
+    def connect(self, ctx=None) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx or self.context(), timeout=10)
+
+    def send(self, method: str, path: str, body: bytes | None = None, conn=None):
+        conn = conn or self.connect()
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    def get(self, path: str):
+        return self.send("GET", path)
+
+    def review(self, req: dict, conn=None):
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
+        status, data = self.send("POST", "/mutate", body.encode(), conn)
+        return status, json.loads(data) if status == 200 else data
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.tmp / "webhook.log").read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+@pytest.fixture
+def webhook(tmp_path):
+    hook = Webhook(tmp_path)
+    yield hook
+    hook.stop()
+
+
+def test_certs_command_writes_ca_cert_and_private_key(tmp_path):
+    out = make_certs(tmp_path / "c")
+    assert {p.name for p in out.iterdir()} == {"ca.crt", "tls.crt", "tls.key"}
+    assert (out / "tls.key").stat().st_mode & 0o777 == 0o600
+    ctx = ssl.create_default_context(cafile=out / "ca.crt")
+    assert ctx.cert_store_stats()["x509_ca"] == 1
+
+
+def test_certs_without_sans_is_a_one_line_error(tmp_path):
+    result = subprocess.run([*WEBHOOK, "certs", "--out-dir", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == ["Error: --ip/--dns-name: at least one --dns-name or --ip is needed for the certificate's SANs"]
+
+
+def test_opted_in_rollout_is_patched(webhook):
+    status, review = webhook.review(request(rollout()))
+    assert status == 200
+    response = review["response"]
+    assert response["uid"] == "0b9c2f6e-1111-4ad2-9f0e-000000000001"
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(response["patch"]))
+    out = jsonpatch.apply_patch(rollout(), patch)
+    assert out["spec"]["template"]["metadata"]["labels"]["agentroll.dev/prompt-version"] == "support-v7"
+    assert "uid=0b9c2f6e-1111-4ad2-9f0e-000000000001 agents/support-agent patched" in webhook.output()
+
+
+def test_denial_carries_the_message(webhook):
+    req = request(rollout(annotations={"agentroll.dev/inject": "maybe"}))
+    status, review = webhook.review(req)
+    assert status == 200
+    assert review["response"]["allowed"] is False
+    assert review["response"]["status"]["message"] == "agentroll: agentroll.dev/inject: expected \"true\" or \"false\", got 'maybe'"
+
+
+def test_not_opted_in_is_allowed_without_patch(webhook):
+    _, review = webhook.review(request(rollout(annotations={})))
+    assert review["response"] == {"uid": "0b9c2f6e-1111-4ad2-9f0e-000000000001", "allowed": True}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "body is not JSON"),
+        (b"\xff\xfe", "body is not JSON"),
+        (b"[]", "body is not an AdmissionReview"),
+        (b'{"kind": "Pod"}', "body is not an AdmissionReview"),
+        (b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1beta1", "request": {"uid": "a"}}', "not supported"),
+        (b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1"}', "has no request"),
+        (b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": {}}', "request.uid is missing"),
+    ],
+)
+def test_bad_input_is_400_with_a_message(webhook, body, message):
+    status, data = webhook.send("POST", "/mutate", body)
+    assert status == 400
+    assert message in json.loads(data)["error"]
+    assert webhook.get("/healthz")[0] == 200
+
+
+def test_garbage_objects_inside_a_valid_review_never_crash(webhook):
+    for obj in (None, [], "x", {"metadata": 5}, {"metadata": {"annotations": {"agentroll.dev/inject": "true"}}, "spec": []}):
+        req = request(rollout())
+        req["object"] = obj
+        status, review = webhook.review(req)
+        assert status == 200, (obj, review)
+        assert review["response"]["uid"] == req["uid"]
+    assert webhook.get("/healthz")[0] == 200
+
+
+def test_body_size_limit(webhook):
+    big = rollout()
+    big["metadata"]["annotations"]["padding"] = "x" * (6 * 1024 * 1024)
+    status, review = webhook.review(request(big))
+    assert status == 200 and review["response"]["allowed"]
+    status, _ = webhook.send("POST", "/mutate", b"{" + b" " * (7 * 1024 * 1024 + 10) + b"}")
+    assert status == 413
+
+
+def test_metrics_count_outcomes_and_latency(webhook):
+    webhook.review(request(rollout()))
+    webhook.send("POST", "/mutate", b"nope")
+    status, text = webhook.get("/metrics")
+    text = text.decode()
+    assert status == 200
+    assert 'agentroll_webhook_requests_total{outcome="patched"} 1' in text
+    assert 'agentroll_webhook_requests_total{outcome="bad_request"} 1' in text
+    assert 'agentroll_webhook_request_duration_seconds_bucket{le="+Inf"} 2' in text
+    assert webhook.get("/readyz")[0] == 200
+
+
+def test_tls_below_1_2_is_refused(webhook):
+    ctx = webhook.context()
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, OSError)):
+        webhook.send("GET", "/healthz", conn=webhook.connect(ctx))
+    ctx12 = webhook.context()
+    ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert webhook.send("GET", "/healthz", conn=webhook.connect(ctx12))[0] == 200
+
+
+def test_plain_http_is_not_served(webhook):
+    conn = http.client.HTTPConnection("127.0.0.1", webhook.port, timeout=5)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+
+
+def _served_cert(webhook) -> bytes:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", webhook.port)) as raw, ctx.wrap_socket(raw) as tls:
+        return tls.getpeercert(binary_form=True)
+
+
+def test_certificate_rotation_while_requests_are_in_flight(webhook, tmp_path):
+    new = make_certs(tmp_path / "new")
+    webhook.ca_files.append(new / "ca.crt")
+    before = _served_cert(webhook)
+    failures, successes, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                status, _ = webhook.review(request(rollout()))
+                (successes if status == 200 else failures).append(status)
+            except Exception as err:  # noqa: BLE001 - every failure is recorded and asserted on
+                failures.append(repr(err))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        # A half-done rotation (new certificate, old key) must not be served.
+        shutil.copy(new / "tls.crt", webhook.certs / "tls.crt.next")
+        os.replace(webhook.certs / "tls.crt.next", webhook.certs / "tls.crt")
+        time.sleep(0.6)
+        assert _served_cert(webhook) == before
+        shutil.copy(new / "tls.key", webhook.certs / "tls.key.next")
+        os.replace(webhook.certs / "tls.key.next", webhook.certs / "tls.key")
+        deadline = time.monotonic() + 10
+        while _served_cert(webhook) == before:
+            assert time.monotonic() < deadline, "new certificate was never served"
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert len(successes) > 20
+    assert ssl.DER_cert_to_PEM_cert(_served_cert(webhook)).strip() == (new / "tls.crt").read_text().strip()
+    assert webhook.proc.poll() is None
+
+
+def test_sigterm_finishes_the_request_in_flight(webhook):
+    body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request(rollout())}).encode()
+    conn = webhook.connect()
+    conn.putrequest("POST", "/mutate")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    conn.send(body[:100])
+    time.sleep(0.3)
+    webhook.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    conn.send(body[100:])
+    response = conn.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["response"]["allowed"] is True
+    assert webhook.proc.wait(15) == 0
+    with pytest.raises(OSError):
+        webhook.get("/healthz")
+
+
+def test_bad_policy_file_is_a_one_line_error(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("analysis:\n  mode: sometimes\n")
+    certs = make_certs(tmp_path / "c")
+    result = subprocess.run(
+        [*WEBHOOK, "serve", "--port", str(free_port()), "--tls-cert-file", str(certs / "tls.crt"),
+         "--tls-private-key-file", str(certs / "tls.key"), "--policy-file", str(policy)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --policy-file {policy}: spec.analysis.mode: expected inject-if-absent or always-append"
+    ]
+
+
+def test_policy_file_is_used(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("analysis:\n  templates: [strict-quality]\n")
+    hook = Webhook(tmp_path, "--policy-file", str(policy))
+    try:
+        _, review = hook.review(request(rollout()))
+        patch = json.loads(base64.b64decode(review["response"]["patch"]))
+        steps = [op["value"] for op in patch if "/steps/" in op["path"]]
+        assert steps[0]["analysis"]["templates"] == [{"templateName": "strict-quality", "clusterScope": True}]
+    finally:
+        hook.stop()
