@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kubectl_agentroll.composite import DEFAULT_MODEL_ENV_VARS
 
@@ -165,6 +165,7 @@ def policy_from_spec(spec: object, name: str = "policy") -> Policy:
         kwargs["priority"] = priority
     if spec.get("namespaceSelector") is not None:
         _require(isinstance(spec["namespaceSelector"], Mapping), "spec.namespaceSelector", "a map")
+        _check_selector(spec["namespaceSelector"], "spec.namespaceSelector")
         kwargs["namespace_selector"] = spec["namespaceSelector"]
     return Policy(**kwargs)
 
@@ -176,3 +177,94 @@ def policy_from_document(doc: object) -> Policy:
         name = metadata.get("name", "policy") if isinstance(metadata, Mapping) else "policy"
         return policy_from_spec(doc.get("spec"), name=str(name))
     return policy_from_spec(doc)
+
+
+# -- namespace selection ------------------------------------------------------------------------
+#
+# A policy with a `namespaceSelector` governs the namespaces it selects and opts their Rollouts in
+# (a Rollout's `agentroll.dev/inject: "false"` still opts out). A policy without one governs every
+# namespace no selecting policy governs, and opts nothing in (annotated Rollouts only). Among the
+# candidates of a tier the highest `priority` wins, ties broken by name in ascending order. The
+# selector follows metav1.LabelSelector: `{}` selects every namespace.
+
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _check_selector(selector: Mapping, path: str) -> None:
+    for key in selector:
+        _require(key in ("matchLabels", "matchExpressions"), f"{path}.{key}",
+                 "matchLabels or matchExpressions")
+    labels = selector.get("matchLabels") or {}
+    _require(isinstance(labels, Mapping), f"{path}.matchLabels", "a map of label to value")
+    for key, value in labels.items():
+        _require(isinstance(key, str) and isinstance(value, str), f"{path}.matchLabels.{key}",
+                 "a string value")
+    expressions = selector.get("matchExpressions") or []
+    _require(isinstance(expressions, list), f"{path}.matchExpressions", "a list")
+    for i, expr in enumerate(expressions):
+        where = f"{path}.matchExpressions[{i}]"
+        _require(isinstance(expr, Mapping), where, "a map {key, operator, values}")
+        _require(isinstance(expr.get("key"), str) and bool(expr["key"]), f"{where}.key", "a string")
+        operator = expr.get("operator")
+        _require(operator in SELECTOR_OPERATORS, f"{where}.operator", ", ".join(SELECTOR_OPERATORS))
+        values = expr.get("values")
+        if operator in ("In", "NotIn"):
+            _require(isinstance(values, list) and bool(values)
+                     and all(isinstance(v, str) for v in values),
+                     f"{where}.values", f"a non-empty list of strings for {operator}")
+        else:
+            _require(not values, f"{where}.values", f"no values for {operator}")
+
+
+def selector_matches(selector: Mapping, labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics: every matchLabels entry and every expression must hold."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or ():
+        key, operator = expr["key"], expr["operator"]
+        if operator == "In":
+            if key not in labels or labels[key] not in expr["values"]:
+                return False
+        elif operator == "NotIn":
+            if key in labels and labels[key] in expr["values"]:
+                return False
+        elif operator == "Exists":
+            if key not in labels:
+                return False
+        elif key in labels:  # DoesNotExist
+            return False
+    return True
+
+
+def selects(policy: Policy, namespace_labels: Mapping[str, str]) -> bool:
+    """True when the policy's namespaceSelector selects a namespace with these labels.
+
+    A policy without a selector selects no namespace (it is a default, see `resolve`).
+    """
+    if policy.namespace_selector is None:
+        return False
+    return selector_matches(policy.namespace_selector, namespace_labels)
+
+
+def _rank(policy: Policy) -> tuple[int, str]:
+    return (-policy.priority, policy.name)
+
+
+def resolve(
+    policies: Sequence[Policy], namespace_labels: Mapping[str, str], fallback: Policy = BUILTIN
+) -> Policy:
+    """The one policy governing a namespace with these labels.
+
+    First tier: the policies whose selector selects the namespace; the winner is returned with
+    `selects_namespace=True`. Second tier, when none does: the policies without a selector, whose
+    winner governs annotated Rollouts only. In each tier the highest priority wins, then the name
+    that sorts first. `fallback` (the built-in defaults) when no policy applies.
+    """
+    selecting = [p for p in policies if selects(p, namespace_labels)]
+    if selecting:
+        return replace(min(selecting, key=_rank), selects_namespace=True)
+    defaults = [p for p in policies if p.namespace_selector is None]
+    if defaults:
+        return replace(min(defaults, key=_rank), selects_namespace=False)
+    return fallback

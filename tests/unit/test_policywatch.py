@@ -1,0 +1,148 @@
+"""The pure parts of the cluster policy watch: parsing objects, the index and its snapshot."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kubectl_agentroll.policy import BUILTIN, PolicyError, policy_from_spec, resolve
+from webhook.policywatch import PolicyIndex, PolicyWatch, policy_from_object
+
+
+def obj(name, spec=None, rv="1"):
+    return {"apiVersion": "agentroll.dev/v1alpha1", "kind": "AgentRollPolicy",
+            "metadata": {"name": name, "resourceVersion": rv}, "spec": spec or {}}
+
+
+def ns(name, **labels):
+    return {"metadata": {"name": name,
+                         "labels": {"kubernetes.io/metadata.name": name, **labels}}}
+
+
+def loaded(policies=(), namespaces=()) -> PolicyWatch:
+    watch = PolicyWatch(events=False)
+    watch.apply_policy_list(list(policies))
+    watch.apply_namespace_list(list(namespaces))
+    return watch
+
+
+def test_not_ready_until_both_lists_are_loaded():
+    watch = PolicyWatch(events=False)
+    assert watch.ready is False
+    watch.apply_policy_list([])
+    assert watch.ready is False
+    watch.apply_namespace_list([])
+    assert watch.ready is True
+
+
+def test_invalid_policy_is_named_and_skipped_while_valid_ones_apply():
+    bad = obj("broken", {"namespaceSelector": {"matchExpressions": [{"key": "a",
+                                                                     "operator": "Near"}]}})
+    good = obj("agents", {"namespaceSelector": {"matchLabels": {"agents": "yes"}}})
+    watch = loaded([bad, good], [ns("team-a", agents="yes")])
+    assert watch.ready
+    assert "broken" in watch.invalid
+    assert "spec.namespaceSelector.matchExpressions[0].operator" in watch.invalid["broken"]
+    assert watch.for_namespace("team-a").name == "agents"
+
+
+def test_policy_from_object_names_the_policy():
+    with pytest.raises(PolicyError, match=r"^AgentRollPolicy p: spec.priority: expected"):
+        policy_from_object(obj("p", {"priority": "high"}))
+
+
+def test_policy_change_is_applied_to_the_snapshot():
+    watch = loaded([obj("agents", {"namespaceSelector": {"matchLabels": {"agents": "yes"}},
+                                   "allowedTemplates": ["agent-quality"]})],
+                   [ns("team-a", agents="yes"), ns("team-b")])
+    assert watch.for_namespace("team-a").selects_namespace
+    assert watch.for_namespace("team-b") is BUILTIN
+
+    watch.apply_policy_event("MODIFIED", obj("agents", {
+        "namespaceSelector": {"matchLabels": {"agents": "yes"}},
+        "allowedTemplates": ["agent-quality", "agent-safety"]}, rv="2"))
+    assert watch.for_namespace("team-a").allows("agent-safety")
+
+    watch.apply_policy_event("DELETED", obj("agents"))
+    assert watch.for_namespace("team-a") is BUILTIN
+
+
+def test_invalid_update_withdraws_the_previous_version():
+    selector = {"namespaceSelector": {"matchLabels": {"agents": "yes"}}}
+    watch = loaded([obj("agents", selector)], [ns("team-a", agents="yes")])
+    watch.apply_policy_event("MODIFIED", obj("agents", {**selector, "priority": "x"}, rv="2"))
+    assert watch.for_namespace("team-a") is BUILTIN
+    assert "agents" in watch.invalid
+
+
+def test_namespace_label_change_moves_it_between_policies():
+    watch = loaded([obj("agents", {"namespaceSelector": {"matchLabels": {"agents": "yes"}}})],
+                   [ns("team-a")])
+    assert watch.for_namespace("team-a") is BUILTIN
+    watch.apply_namespace_event("MODIFIED", ns("team-a", agents="yes"))
+    assert watch.for_namespace("team-a").name == "agents"
+    watch.apply_namespace_event("DELETED", ns("team-a", agents="yes"))
+    # Unknown namespace: resolved from its name label only.
+    assert watch.for_namespace("team-a") is BUILTIN
+
+
+def test_unknown_namespace_is_resolved_by_its_name_label():
+    by_name = obj("one", {"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["fresh"]}]}})
+    watch = loaded([by_name], [])
+    assert watch.for_namespace("fresh").name == "one"
+
+
+def test_default_policy_governs_unselected_namespaces_without_opting_in():
+    watch = loaded([obj("default", {"allowedTemplates": ["agent-quality"]})], [ns("team-a")])
+    chosen = watch.for_namespace("team-a")
+    assert (chosen.name, chosen.selects_namespace) == ("default", False)
+    assert watch.for_namespace(None).name == "default"
+
+
+def _random_labels(rng):
+    return {f"k{rng.randrange(4)}": f"v{rng.randrange(3)}" for _ in range(rng.randrange(4))}
+
+
+def _random_selector(rng):
+    choice = rng.randrange(4)
+    if choice == 0:
+        return None
+    selector = {}
+    if rng.random() < 0.7:
+        selector["matchLabels"] = {f"k{rng.randrange(4)}": f"v{rng.randrange(3)}"}
+    if rng.random() < 0.5:
+        op = rng.choice(["In", "NotIn", "Exists", "DoesNotExist"])
+        expr = {"key": f"k{rng.randrange(4)}", "operator": op}
+        if op in ("In", "NotIn"):
+            expr["values"] = [f"v{rng.randrange(3)}"]
+        selector["matchExpressions"] = [expr]
+    return selector
+
+
+def test_incremental_index_always_equals_resolve_from_scratch():
+    rng = random.Random(7)
+    index = PolicyIndex()
+    index.replace_all([], {})
+    for step in range(400):
+        action = rng.randrange(4)
+        if action == 0:
+            name = f"p{rng.randrange(8)}"
+            spec = {"priority": rng.randrange(3)}
+            selector = _random_selector(rng)
+            if selector is not None:
+                spec["namespaceSelector"] = selector
+            index.set_policy(policy_from_spec(spec, name=name))
+        elif action == 1:
+            index.delete_policy(f"p{rng.randrange(8)}")
+        elif action == 2:
+            index.set_namespace(f"ns{rng.randrange(12)}", _random_labels(rng))
+        else:
+            index.delete_namespace(f"ns{rng.randrange(12)}")
+        policies = list(index.policies.values())
+        for name, labels in index.namespaces.items():
+            expected = resolve(policies, labels)
+            got = index.lookup(name)
+            assert (got.name, got.selects_namespace) == (expected.name,
+                                                        expected.selects_namespace), step
