@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,8 +36,16 @@ def main() -> None:
               help="Seconds between checks of the certificate files.")
 @click.option("--shutdown-timeout", default=10.0, show_default=True,
               help="Seconds in-flight requests get to finish after SIGTERM.")
+@click.option("--watch-policies/--no-watch-policies", default=None,
+              help="Take policies from the cluster's AgentRollPolicies (list + watch). Default: on "
+                   "when in-cluster or --kubeconfig is given, and no --policy-file.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False),
+              help="For --watch-policies; in-cluster config otherwise.")
+@click.option("--context", "kube_context", help="Kubeconfig context, for --watch-policies.")
+@click.option("--resync-seconds", default=300.0, show_default=True,
+              help="Relist policies and namespaces this often (--watch-policies).")
 def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
-          shutdown_timeout) -> None:
+          shutdown_timeout, watch_policies, kubeconfig, kube_context, resync_seconds) -> None:
     """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
     import ssl
 
@@ -46,11 +55,26 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
     from webhook.tls import ReloadingTLS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        policy = load_policy_file(policy_file) if policy_file else None
-        policies = StaticPolicies(policy) if policy else StaticPolicies()
-    except PolicyError as err:
-        raise click.ClickException(f"--policy-file {err}") from None
+    if watch_policies is None:
+        in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        watch_policies = not policy_file and (bool(kubeconfig) or in_cluster)
+    if watch_policies and policy_file:
+        raise click.ClickException("--policy-file and --watch-policies exclude each other")
+    if watch_policies:
+        from kubectl_agentroll.kube import KubeError
+        from webhook.policywatch import make_watch
+
+        try:
+            policies = make_watch(kubeconfig, kube_context, resync=resync_seconds)
+        except KubeError as err:
+            raise click.ClickException(f"--watch-policies: {err}") from None
+        policies.start()  # readyz answers 503 until policies and namespaces are listed
+    else:
+        try:
+            policy = load_policy_file(policy_file) if policy_file else None
+            policies = StaticPolicies(policy) if policy else StaticPolicies()
+        except PolicyError as err:
+            raise click.ClickException(f"--policy-file {err}") from None
     try:
         tls = ReloadingTLS(tls_cert_file, tls_private_key_file, interval=cert_check_interval)
     except (OSError, ssl.SSLError) as err:
