@@ -26,12 +26,18 @@ class Globals:
     def resolved_namespace(self) -> str:
         if self.namespace:
             return self.namespace
-        from kubectl_agentroll.kube import current_namespace
+        from kubectl_agentroll.rest import namespace_of
 
-        return current_namespace(self.kubeconfig, self.context)
+        return namespace_of(self.kubeconfig, self.context)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+EPILOG = """\b
+Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
+  eval "$(_KUBECTL_AGENTROLL_COMPLETE=bash_source kubectl-agentroll)"
+"""
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
 @click.option("-n", "--namespace", help="Namespace (default: the kubeconfig context's).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Across all namespaces (status).")
 @click.option("--context", "kube_context", help="Kubeconfig context to use.")
@@ -50,9 +56,10 @@ def main(ctx: click.Context, namespace, all_namespaces, kube_context, kubeconfig
       kubectl agentroll inject -f rollout.yaml        # what the webhook would do, offline
       kubectl agentroll status -A                     # every agent Rollout, stable -> canary
       kubectl agentroll status my-agent -n agents     # one Rollout, layer by layer
+      kubectl agentroll promote my-agent              # next step, unless the analysis failed
+      kubectl agentroll abort my-agent                # back to the stable composite version
+      kubectl agentroll version-diff my-agent         # which layers changed, raw values
     """
-    if kubeconfig and ":" in kubeconfig:
-        kubeconfig = kubeconfig.split(":")[0]
     ctx.obj = Globals(namespace, all_namespaces, kube_context, kubeconfig, output)
 
 
@@ -106,6 +113,460 @@ def inject(g: Globals, filename, policy_file) -> None:
         click.echo(yaml.safe_dump_all(result.documents, sort_keys=False), nl=False)
 
 
+# --- cluster commands: fetch, call the pure modules (status, actions), print ------------------------
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+class _Session:
+    """The transport and namespace of one command; KubeError becomes one line and exit 1."""
+
+    def __init__(self, g: Globals) -> None:
+        from kubectl_agentroll.kube import KubeError
+        from kubectl_agentroll.rest import connect
+
+        try:
+            self.api, target = connect(g.kubeconfig, g.context)
+        except KubeError as err:
+            _fail(str(err))
+        self.namespace = g.namespace or target.namespace
+
+    def get(self, kind, name: str, what: str, namespace: str | None = None) -> dict:
+        from kubectl_agentroll.rest import path
+
+        return self.api.request("GET", path(kind, namespace or self.namespace, name), what=what)
+
+    def list(self, kind, what: str, namespace: str | None, selector: str | None = None) -> list:
+        from kubectl_agentroll.rest import path
+
+        body = self.api.request("GET", path(kind, namespace), what=what,
+                                query={"labelSelector": selector})
+        return body.get("items") or []
+
+    def patch(self, name: str, body: dict, subresource: str | None) -> dict:
+        from kubectl_agentroll.rest import MERGE_PATCH, ROLLOUTS, path
+
+        return self.api.request("PATCH", path(ROLLOUTS, self.namespace, name, subresource),
+                                what=_what(name, self.namespace), body=body, content_type=MERGE_PATCH)
+
+
+def _what(name: str, namespace: str) -> str:
+    return f"rollout {name!r} in namespace {namespace!r}"
+
+
+def _kube_errors(fn):
+    """Run a command body; a KubeError is printed as one line with exit 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from kubectl_agentroll.kube import KubeError
+
+        try:
+            return fn(*args, **kwargs)
+        except KubeError as err:
+            _fail(str(err))
+
+    return wrapper
+
+
+def _rs_selector(rollout: dict) -> str:
+    """The Rollout's own selector (its ReplicaSets carry those labels), else every Rollout-made RS."""
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH
+
+    match = ((rollout.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(match.items())) or POD_TEMPLATE_HASH
+
+
+def _fetch_one(s: _Session, name: str):
+    from kubectl_agentroll.rest import ANALYSIS_RUNS, REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_status
+
+    what = _what(name, s.namespace)
+    rollout = s.get(ROLLOUTS, name, what)
+    replicasets = s.list(REPLICA_SETS, f"replicasets of {what}", s.namespace, _rs_selector(rollout))
+    current = (rollout.get("status") or {}).get("currentPodHash")
+    runs = s.list(ANALYSIS_RUNS, f"analysisruns of {what}", s.namespace,
+                  f"{POD_TEMPLATE_HASH}={current}") if current else []
+    return rollout, rollout_status(rollout, replicasets, runs)
+
+
+def _fetch_all(s: _Session, g: Globals, rollouts: list | None = None) -> list:
+    from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
+
+    namespace = None if g.all_namespaces else s.namespace
+    where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
+    if rollouts is None:
+        rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
+    replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH)
+    return rollout_rows(rollouts, replicasets)
+
+
+def _dump(g: Globals, data) -> str:
+    if g.output == "json":
+        return json.dumps(data, indent=2)
+    return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
+
+
+def render_status(model) -> str:
+    """The one-Rollout view as text."""
+    from tabulate import tabulate
+
+    lines = [f"Name:          {model.name}", f"Namespace:     {model.namespace}",
+             f"Status:        {model.phase_display}" + (f" - {model.message}" if model.message else "")]
+    if model.aborted:
+        lines.append("               ABORTED: running the stable version; the canary was scaled down")
+    lines.append(f"Strategy:      {model.strategy or '-'}")
+    if model.strategy == "Canary":
+        lines.append(f"  Step:        {model.step or '-'}")
+        lines.append(f"  SetWeight:   {model.set_weight}")
+        lines.append(f"  ActualWeight: {model.actual_weight}")
+    r = model.replicas
+    lines.append(f"Replicas:      desired {r.desired}, current {r.current}, updated {r.updated}, "
+                 f"ready {r.ready}, available {r.available}")
+    if not model.opted_in:
+        lines.append("               (not an agent Rollout: no agentroll.dev/composite-version label)")
+    lines.append("")
+    new_role = model.canary.role if model.canary else "canary"
+
+    def head(v, role):
+        return f"{role} (rev {v.revision}, {v.pod_template_hash})" if v else f"{role} (none)"
+
+    rows = [[row.layer, row.stable or "-", row.canary or "-", "changed" if row.changed else ""]
+            for row in model.layers]
+    lines.append(tabulate(rows, headers=["LAYER", head(model.stable, "stable"),
+                                         head(model.canary, new_role), ""], tablefmt="plain"))
+    if model.canary is None:
+        lines.append("(no update in flight)")
+    if model.analysis_runs:
+        lines.append("")
+        lines.append("Analysis of the current revision:")
+        run_rows, metric_rows = [], []
+        for run in model.analysis_runs:
+            where = f"step {run.step_index}" if run.step_index is not None else run.kind or "-"
+            run_rows.append([run.name, where, run.phase, run.message or ""])
+            for m in run.metrics:
+                metric_rows.append([run.name, m.name, m.phase, ", ".join(m.values) or "-",
+                                    m.success_condition or "-", m.failure_condition or "-",
+                                    f"{m.successful}/{m.failed}/{m.inconclusive}/{m.error}"])
+        lines.append(tabulate(run_rows, headers=["RUN", "FOR", "PHASE", "MESSAGE"], tablefmt="plain"))
+        if metric_rows:
+            lines.append("")
+            lines.append(tabulate(metric_rows, headers=[
+                "RUN", "METRIC", "PHASE", "LAST VALUES", "SUCCESS IF", "FAILURE IF", "OK/FAIL/INC/ERR"],
+                tablefmt="plain"))
+    for note in model.notes:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines)
+
+
+def render_rows(rows, all_namespaces: bool) -> str:
+    from tabulate import tabulate
+
+    if not rows:
+        return ("No agent Rollouts found (opted in: agentroll.dev/composite-version label "
+                "or inject annotation).")
+    table = []
+    for row in rows:
+        version = f"{row.stable} -> {row.canary}" if row.canary else row.stable
+        cells = [row.name, f"{row.phase} (aborted)" if row.aborted else row.phase,
+                 row.step or "-", row.weight or "-", version]
+        table.append(([row.namespace] if all_namespaces else []) + cells)
+    headers = (["NAMESPACE"] if all_namespaces else []) + [
+        "NAME", "PHASE", "STEP", "WEIGHT", "STABLE -> CANARY"]
+    return tabulate(table, headers=headers, tablefmt="plain")
+
+
+def _emit(g: Globals, text: str, data, watching: bool, first: bool) -> None:
+    if g.output != "table":
+        if watching and g.output == "json":
+            click.echo(json.dumps(data, separators=(",", ":")))
+        else:
+            click.echo(("---\n" if watching and not first else "") + _dump(g, data))
+        return
+    if watching and sys.stdout.isatty():
+        click.echo("\x1b[H\x1b[2J" + text)
+    else:
+        click.echo(("\n" if watching and not first else "") + text)
+
+
+def _watch_events(s: _Session, namespace: str | None, name: str | None, resource_version: str):
+    """Rollout watch events from `resource_version` on, re-established when the server ends a watch."""
+    from kubectl_agentroll.rest import ROLLOUTS, path
+
+    query = {"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": resource_version}
+    if name:
+        query["fieldSelector"] = f"metadata.name={name}"
+    what = f"watch of rollouts in namespace {namespace!r}" if namespace else "watch of rollouts"
+    while True:
+        for event in s.api.stream(path(ROLLOUTS, namespace), what=what, query=query):
+            obj = event.get("object") or {}
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if event.get("type") == "ERROR":
+                if obj.get("code") == 410:  # too old: start again from now
+                    yield "RELIST", None
+                    return
+                raise click.ClickException(f"{what}: {obj.get('message', 'error')}")
+            if rv:
+                query["resourceVersion"] = rv
+            if event.get("type") != "BOOKMARK":
+                yield event.get("type"), obj
+
+
+def _status_watch(s: _Session, g: Globals, name: str | None) -> None:
+    from kubectl_agentroll.rest import ROLLOUTS, path
+
+    namespace = None if (g.all_namespaces and not name) else s.namespace
+    last = None
+    first = True
+    while True:
+        if name:
+            rollout, model = _fetch_one(s, name)
+            rv = rollout["metadata"]["resourceVersion"]
+        else:
+            listing = s.api.request("GET", path(ROLLOUTS, namespace), what="rollouts")
+            by_uid = {r["metadata"]["uid"]: r for r in listing.get("items") or []}
+            rv = (listing.get("metadata") or {}).get("resourceVersion", "0")
+        relist = False
+        while not relist:
+            if name:
+                text, data = render_status(model), model.to_dict()
+            else:
+                rows = _fetch_all(s, g, list(by_uid.values()))
+                text, data = render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows]
+            if text != last:
+                _emit(g, text, data, True, first)
+                first, last = False, text
+            for kind, obj in _watch_events(s, namespace, name, rv):
+                if kind == "RELIST":
+                    relist = True
+                    break
+                if name:
+                    if kind == "DELETED":
+                        click.echo(f"rollout {name!r} was deleted", err=True)
+                        return
+                    _, model = _fetch_one(s, name)
+                else:
+                    uid = obj["metadata"]["uid"]
+                    if kind == "DELETED":
+                        by_uid.pop(uid, None)
+                    else:
+                        by_uid[uid] = obj
+                rv = obj["metadata"].get("resourceVersion", rv)
+                break  # redraw, then keep watching from rv
+            else:
+                continue
+
+
+@main.command()
+@click.argument("rollout", required=False)
+@click.option("-w", "--watch", is_flag=True,
+              help="Keep watching; redraw when the Rollout changes (Ctrl-C stops).")
+@click.pass_obj
+@_kube_errors
+def status(g: Globals, rollout, watch) -> None:
+    """Show one agent Rollout layer by layer, or list them all.
+
+    With a name: phase and message (as the Argo plugin computes them), step, set and actual
+    weight, the stable and canary composite versions layer by layer (from the ReplicaSets'
+    labels), replicas, and the current revision's AnalysisRuns with each metric's last measured
+    values and its success/failure condition.
+
+    Without a name: one line per agent Rollout in the namespace (-A: all namespaces).
+
+    \b
+    Examples:
+      kubectl agentroll status my-agent -n agents
+      kubectl agentroll status my-agent -w            # redraw on every change
+      kubectl agentroll status -A                     # all agent Rollouts, stable -> canary
+      kubectl agentroll status my-agent -o json       # the display model as data
+    """
+    if rollout and g.all_namespaces:
+        _fail("a Rollout name cannot be combined with -A/--all-namespaces")
+    s = _Session(g)
+    try:
+        if watch:
+            _status_watch(s, g, rollout)
+            return
+        if rollout:
+            _, model = _fetch_one(s, rollout)
+            _emit(g, render_status(model), model.to_dict(), False, True)
+        else:
+            rows = _fetch_all(s, g)
+            _emit(g, render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows], False, True)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+    finally:
+        s.api.close()
+
+
+def _act(g: Globals, name: str, decide) -> tuple:
+    """Read the Rollout, decide the patch, send it; again on 409 Conflict."""
+    from kubectl_agentroll.actions import Refused, send, with_conflict_retry
+
+    s = _Session(g)
+
+    def attempt():
+        from kubectl_agentroll.rest import ROLLOUTS
+
+        rollout = s.get(ROLLOUTS, name, _what(name, s.namespace))
+        patch, extra = decide(s, rollout)
+        result = send(patch, lambda body, sub: s.patch(name, body, sub))
+        return rollout, result, extra
+
+    try:
+        return with_conflict_retry(attempt)
+    except Refused as err:
+        _fail(str(err))
+    finally:
+        s.api.close()
+
+
+@main.command()
+@click.argument("rollout")
+@click.option("--full", is_flag=True,
+              help="Promote to the end: skip the remaining steps, pauses and analysis.")
+@click.option("--force", is_flag=True,
+              help="Promote even though the current step's analysis failed or was inconclusive.")
+@click.pass_obj
+@_kube_errors
+def promote(g: Globals, rollout, full, force) -> None:
+    """Move a paused agent Rollout to its next step (--full: to the end).
+
+    Sends the same patches as `kubectl argo rollouts promote`. Refuses when the current step's
+    AnalysisRun failed, errored or was inconclusive, saying what it measured, unless --force.
+
+    \b
+    Examples:
+      kubectl agentroll promote my-agent              # next step
+      kubectl agentroll promote my-agent --full       # skip the remaining steps
+      kubectl agentroll promote my-agent --force      # over an inconclusive analysis
+    """
+    from kubectl_agentroll.actions import analysis_problem, plan_promote
+    from kubectl_agentroll.rest import ANALYSIS_RUNS
+
+    def decide(s, obj):
+        runs = []
+        if not force and analysis_problem(obj):
+            run_name = obj["status"]["canary"]["currentStepAnalysisRunStatus"].get("name")
+            try:
+                runs = [s.get(ANALYSIS_RUNS, run_name, f"analysisrun {run_name!r}")] if run_name else []
+            except Exception:  # noqa: BLE001 - the values only enrich the refusal
+                runs = []
+        return plan_promote(obj, full=full, force=force, runs=runs), None
+
+    _act(g, rollout, decide)
+    click.echo(f"rollout '{rollout}' {'fully promoted' if full else 'promoted'}")
+
+
+@main.command()
+@click.argument("rollout")
+@click.pass_obj
+@_kube_errors
+def abort(g: Globals, rollout) -> None:
+    """Stop the canary and go back to the stable composite version.
+
+    Sends the same patch as `kubectl argo rollouts abort` (status.abort: true): the controller
+    scales the canary down and sends all traffic to stable. Prints the version rolled back to.
+    What the canary agent already did (emails, tickets, API calls) is not undone.
+
+    \b
+    Example:
+      kubectl agentroll abort my-agent
+      kubectl agentroll retry my-agent                # later: try the canary again
+    """
+    from kubectl_agentroll.actions import plan_abort
+    from kubectl_agentroll.rest import REPLICA_SETS
+
+    def decide(s, obj):
+        replicasets = s.list(REPLICA_SETS, f"replicasets of {_what(rollout, s.namespace)}",
+                             s.namespace, _rs_selector(obj))
+        return plan_abort(obj, replicasets)
+
+    _, _, lines = _act(g, rollout, decide)
+    click.echo(f"rollout '{rollout}' aborted")
+    for line in lines:
+        click.echo(line)
+
+
+@main.command()
+@click.argument("rollout")
+@click.pass_obj
+@_kube_errors
+def retry(g: Globals, rollout) -> None:
+    """Resume an aborted agent Rollout: the canary starts again from the first step.
+
+    Sends the same patch as `kubectl argo rollouts retry rollout` (status.abort: false).
+
+    \b
+    Example:
+      kubectl agentroll retry my-agent
+    """
+    from kubectl_agentroll.actions import plan_retry
+
+    _act(g, rollout, lambda s, obj: (plan_retry(obj), None))
+    click.echo(f"rollout '{rollout}' retried")
+
+
+@main.command("version-diff")
+@click.argument("rollout")
+@click.option("--revision", type=int, help="The older revision (default: stable, or the one before --to).")
+@click.option("--to", "to", type=int, help="The newer revision (default: the canary, or the latest).")
+@click.pass_obj
+@_kube_errors
+def version_diff(g: Globals, rollout, revision, to) -> None:
+    """Which layers differ between two revisions, with their raw values and images.
+
+    Default: stable vs canary, or the last two revisions when nothing is in flight. Warns when
+    more than one layer changed: a regression could then not be attributed to one layer.
+
+    \b
+    Examples:
+      kubectl agentroll version-diff my-agent
+      kubectl agentroll version-diff my-agent --revision 3 --to 5 -o json
+    """
+    from tabulate import tabulate
+
+    from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll.status import DiffError
+    from kubectl_agentroll.status import version_diff as diff_of
+
+    s = _Session(g)
+    try:
+        what = _what(rollout, s.namespace)
+        obj = s.get(ROLLOUTS, rollout, what)
+        replicasets = s.list(REPLICA_SETS, f"replicasets of {what}", s.namespace, _rs_selector(obj))
+    finally:
+        s.api.close()
+    try:
+        diff = diff_of(obj, replicasets, revision, to)
+    except DiffError as err:
+        _fail(str(err))
+    if g.output != "table":
+        click.echo(_dump(g, diff.to_dict()))
+        return
+    old, new = diff.old, diff.new
+    rows = []
+    for row in diff.rows:
+        rows.append([row.layer, row.old, row.new, "changed" if row.changed else ""])
+    rows.append(["composite", old.composite, new.composite,
+                 "changed" if old.composite != new.composite else ""])
+    click.echo(tabulate(rows, headers=["LAYER", f"rev {old.revision} ({old.role})",
+                                       f"rev {new.revision} ({new.role})", ""], tablefmt="plain"))
+    raw = [[row.layer, row.old_raw, row.new_raw] for row in diff.rows if row.changed]
+    if raw:
+        click.echo("\nRaw values of the changed layers:")
+        click.echo(tabulate(raw, headers=["LAYER", f"rev {old.revision}", f"rev {new.revision}"],
+                            tablefmt="plain"))
+    click.echo(f"\nimage: {old.image or '-'} -> {new.image or '-'}")
+    if diff.warning:
+        click.echo(f"Warning: {diff.warning}", err=True)
+
+
 def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
 
@@ -116,3 +577,7 @@ def run() -> None:
         main(standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        text = " ".join(str(err).split()) or type(err).__name__
+        click.echo(f"error: {text}", err=True)
+        sys.exit(1)

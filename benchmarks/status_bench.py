@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Benchmark: `kubectl agentroll status` against `kubectl get rollout -o json` (a script, not a test).
+
+Against the local control plane of scripts/local-cluster (start it first: `scripts/local-cluster up`):
+
+1. wall time of `kubectl-agentroll status NAME` vs `kubectl get rollout NAME -o json`, the median
+   of --runs runs each, alternated, after one warm-up run each (target: ratio <= 2.0);
+2. wall time of `kubectl-agentroll status -A` with --count opted-in Rollouts (replicas 0) in the
+   cluster (target: < 2 s), next to `kubectl get rollouts -A -o json` for reference.
+
+    python benchmarks/status_bench.py [--runs 15] [--count 1000] [--keep]
+
+The Rollouts are created through the API directly, 16 at a time, and left to the Argo controller
+(it makes one empty ReplicaSet each); the namespaces are deleted afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kubectl_agentroll.composite import CompositeVersion, parse_tools  # noqa: E402
+from kubectl_agentroll.kube import KubeError  # noqa: E402
+from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS, Rest, load_target, path  # noqa: E402
+
+ONE_NS, MANY_NS = "bench-agentroll-one", "bench-agentroll-many"
+
+
+def rollout(name: str, prompt: str, replicas: int) -> dict:
+    version = CompositeVersion(prompt=prompt, model="claude-sonnet-4",
+                               tools=parse_tools("crm@1.2.0"), image="registry.invalid/agent:1.0")
+    labels = {"app": name, **version.labels()}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "labels": labels, "annotations": {"agentroll.dev/inject": "true"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": labels, "annotations": version.annotations()},
+                         "spec": {"containers": [{"name": "agent", "image": version.image}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}},
+        },
+    }
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, env=env)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:4])}...: exit {r.returncode}: {r.stderr.decode().strip()}")
+    return elapsed
+
+
+def median_of(cmd: list[str], env: dict, runs: int) -> float:
+    timed(cmd, env)  # warm-up (kubectl's discovery cache, the page cache)
+    return statistics.median(timed(cmd, env) for _ in range(runs))
+
+
+def ensure_namespace(api: Rest, name: str) -> None:
+    try:
+        api.request("POST", "/api/v1/namespaces", what=f"namespace {name}",
+                    body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                    content_type="application/json")
+    except KubeError as err:
+        if err.status != 409:
+            raise
+
+
+def create(target, namespace: str, objects: list[dict]) -> None:
+    def post(batch: list[dict]) -> None:
+        api = Rest(target)
+        for obj in batch:
+            try:
+                api.request("POST", path(ROLLOUTS, namespace), what=obj["metadata"]["name"], body=obj,
+                            content_type="application/json")
+            except KubeError as err:
+                if err.status != 409:
+                    raise
+        api.close()
+
+    batches = [objects[i::16] for i in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(post, batches))
+
+
+def wait_for(what: str, predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    cluster = Path(os.environ.get("AGENTROLL_CLUSTER_DIR") or REPO / ".local-cluster")
+    parser.add_argument("--kubeconfig", default=str(cluster / "kubeconfig"))
+    parser.add_argument("--kubectl", default=str(cluster / "bin" / "kubectl"))
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark namespaces")
+    args = parser.parse_args()
+
+    plugin = shutil.which("kubectl-agentroll") or str(Path(sys.executable).with_name("kubectl-agentroll"))
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["KUBECONFIG"] = args.kubeconfig
+    target = load_target(args.kubeconfig)
+    api = Rest(target)
+
+    print(f"API server {target.server}; kubectl {args.kubectl}; {args.runs} runs each (median)")
+    ensure_namespace(api, ONE_NS)
+    create(target, ONE_NS, [rollout("bench-one", "p1", 1)])
+
+    def healthy() -> bool:
+        ro = api.request("GET", path(ROLLOUTS, ONE_NS, "bench-one"), what="bench-one")
+        return (ro.get("status") or {}).get("phase") == "Healthy"
+
+    wait_for("bench-one Healthy (is the Argo Rollouts controller running?)", healthy, 120)
+
+    get_one = [args.kubectl, "get", "rollout", "bench-one", "-n", ONE_NS, "-o", "json"]
+    kubectl = median_of(get_one, env, args.runs)
+    ours = median_of([plugin, "status", "bench-one", "-n", ONE_NS], env, args.runs)
+    print(f"kubectl get rollout NAME -o json   {kubectl * 1000:7.0f} ms")
+    print(f"kubectl-agentroll status NAME       {ours * 1000:7.0f} ms   "
+          f"ratio {ours / kubectl:.2f} (target <= 2.0)")
+    imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import kubectl_agentroll.cli"],
+                             capture_output=True, text=True, env=env).stderr.strip().splitlines()
+    cumulative = int(imports[-1].split("|")[1]) if imports else 0
+    print(f"import kubectl_agentroll.cli        {cumulative / 1000:7.0f} ms "
+          "(python -X importtime, cumulative)")
+
+    ensure_namespace(api, MANY_NS)
+    start = time.perf_counter()
+    create(target, MANY_NS, [rollout(f"agent-{i:04d}", f"p{i % 7}", 0) for i in range(args.count)])
+    print(f"created {args.count} Rollouts in {time.perf_counter() - start:.1f} s")
+
+    def reconciled() -> bool:
+        rs = api.request("GET", path(REPLICA_SETS, MANY_NS), what="replicasets",
+                         query={"labelSelector": "rollouts-pod-template-hash"})
+        return len(rs.get("items") or []) >= args.count
+
+    start = time.perf_counter()
+    wait_for(f"{args.count} ReplicaSets from the controller", reconciled, 600)
+    print(f"controller made their ReplicaSets in {time.perf_counter() - start:.1f} s")
+
+    runs = max(5, args.runs // 3)
+    listing = median_of([args.kubectl, "get", "rollouts", "-A", "-o", "json"], env, runs)
+    everything = median_of([plugin, "status", "-A"], env, runs)
+    out = subprocess.run([plugin, "status", "-A"], capture_output=True, text=True, env=env).stdout
+    rows = max(0, len(out.splitlines()) - 1)
+    print(f"kubectl get rollouts -A -o json     {listing * 1000:7.0f} ms   (reference)")
+    print(f"kubectl-agentroll status -A         {everything * 1000:7.0f} ms   {rows} rows (target < 2000 ms)")
+    print(json.dumps({"get_one_ms": round(kubectl * 1000), "status_one_ms": round(ours * 1000),
+                      "ratio": round(ours / kubectl, 2), "rollouts": args.count,
+                      "get_all_ms": round(listing * 1000), "status_all_ms": round(everything * 1000)}))
+
+    if not args.keep:
+        for ns in (ONE_NS, MANY_NS):
+            api.request("DELETE", f"/api/v1/namespaces/{ns}", what=f"namespace {ns}")
+    api.close()
+
+
+if __name__ == "__main__":
+    main()
