@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 PREFIX = "agentroll.dev/"
 
@@ -55,6 +56,7 @@ class AnnotationError(ValueError):
         self.field = field
 
 
+@lru_cache(maxsize=4096)
 def short_hash(text: str, length: int = _SHORT_HASH_LEN) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
@@ -63,6 +65,7 @@ def is_valid_label_value(value: str) -> bool:
     return bool(_LABEL_VALUE.match(value))
 
 
+@lru_cache(maxsize=4096)
 def label_value(raw: str) -> str:
     """`raw` as a valid label value: unchanged when already valid, else a readable, collision-safe form.
 
@@ -87,6 +90,7 @@ class Tool:
         return f"{self.name}@{self.version}"
 
 
+@lru_cache(maxsize=1024)
 def parse_tools(raw: str) -> tuple[Tool, ...]:
     """Parse `name@version[,name@version...]`, sorted by name.
 
@@ -112,6 +116,7 @@ def parse_tools(raw: str) -> tuple[Tool, ...]:
     return tuple(sorted(tools.values(), key=lambda t: t.name))
 
 
+@lru_cache(maxsize=1024)
 def image_version(image: str) -> str:
     """The version part of an image reference: the digest (`sha256-<12 hex>`), else the tag, else `latest`."""
     ref, _, digest = image.partition("@")
@@ -132,7 +137,7 @@ class CompositeVersion:
     tools: tuple[Tool, ...] | None = None
     image: str | None = None
 
-    @property
+    @cached_property
     def tools_list(self) -> str | None:
         return None if self.tools is None else ",".join(str(t) for t in self.tools)
 
@@ -150,7 +155,7 @@ class CompositeVersion:
             return label_value(image_version(raw))
         return label_value(raw)
 
-    @property
+    @cached_property
     def composite(self) -> str:
         """Short hash over the four raw layers: equal exactly when every layer is equal."""
         canonical = json.dumps([self.raw(layer) for layer in LAYERS], separators=(",", ":"))
@@ -161,14 +166,22 @@ class CompositeVersion:
         return tuple(layer for layer in LAYERS if self.raw(layer) is None)
 
     def labels(self) -> dict[str, str]:
+        return dict(self._labels)
+
+    def annotations(self) -> dict[str, str]:
+        """Raw values for the pod template, keyed like the labels, plus the full tool list."""
+        return dict(self._annotations)
+
+    @cached_property
+    def _labels(self) -> dict[str, str]:
         labels = {LAYER_LABELS[layer]: self.layer_label(layer) for layer in LAYERS}
         labels[COMPOSITE_VERSION] = self.composite
         return labels
 
-    def annotations(self) -> dict[str, str]:
-        """Raw values for the pod template, keyed like the labels, plus the full tool list."""
+    @cached_property
+    def _annotations(self) -> dict[str, str]:
         annotations = {LAYER_LABELS[layer]: self.raw(layer) or UNSET for layer in LAYERS}
-        annotations[TOOLS_VERSION] = self.layer_label("tools")
+        annotations[TOOLS_VERSION] = self._labels[TOOLS_VERSION]
         annotations[TOOLS] = self.tools_list if self.tools is not None else UNSET
         annotations[COMPOSITE_VERSION] = self.composite
         return annotations
@@ -185,7 +198,7 @@ class CompositeVersion:
 def _mapping(value: object, field: str) -> Mapping:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         raise AnnotationError(field, f"expected a map, got {type(value).__name__}")
     return value
 
@@ -213,7 +226,7 @@ def agent_container(rollout: Mapping) -> Mapping | None:
     containers = pod_spec.get("containers") or []
     if not isinstance(containers, Sequence) or isinstance(containers, str):
         raise AnnotationError("spec.template.spec.containers", "expected a list")
-    containers = [c for c in containers if isinstance(c, Mapping)]
+    containers = [c for c in containers if isinstance(c, dict)]
     if wanted is None:
         return containers[0] if containers else None
     for container in containers:
@@ -235,7 +248,7 @@ def model_from_env(container: Mapping | None, env_vars: Iterable[str]) -> str | 
     literal = {
         e.get("name"): e.get("value")
         for e in env
-        if isinstance(e, Mapping) and isinstance(e.get("value"), str) and e.get("value").strip()
+        if isinstance(e, dict) and isinstance(e.get("value"), str) and e.get("value").strip()
     }
     for name in env_vars:
         if name in literal:
@@ -247,7 +260,7 @@ def composite_of(
     rollout: Mapping, model_env_vars: Iterable[str] = DEFAULT_MODEL_ENV_VARS
 ) -> CompositeVersion:
     """Read the composite version a Rollout declares. Raises AnnotationError naming what is wrong."""
-    if not isinstance(rollout, Mapping):
+    if not isinstance(rollout, dict):
         raise AnnotationError("object", "expected a Rollout object")
     metadata = _mapping(rollout.get("metadata"), "metadata")
     annotations = _mapping(metadata.get("annotations"), "metadata.annotations")

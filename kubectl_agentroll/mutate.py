@@ -8,8 +8,10 @@ they need, and never replace an array the user wrote: steps are inserted one by 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kubectl_agentroll import composite as cv
 from kubectl_agentroll.composite import AnnotationError, CompositeVersion, composite_of
@@ -37,9 +39,14 @@ def deny(message: str) -> Decision:
     return Decision(allowed=False, message=message)
 
 
+@lru_cache(maxsize=1024)
 def pointer(*tokens: str | int) -> str:
     """RFC 6901 JSON Pointer: `~` becomes `~0`, `/` becomes `~1`."""
     return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def _copy_tree(tree: Mapping) -> dict:
+    return {k: _copy_tree(v) if isinstance(v, dict) else v for k, v in tree.items()}
 
 
 def ensure(root: Mapping, path: Sequence[str], desired: Mapping[str, object]) -> list[dict]:
@@ -50,20 +57,20 @@ def ensure(root: Mapping, path: Sequence[str], desired: Mapping[str, object]) ->
     """
     node: object = root
     for depth, key in enumerate(path):
-        assert isinstance(node, Mapping)
+        assert isinstance(node, dict)
         child = node.get(key)
         if child is None:
-            nested: object = copy.deepcopy(dict(desired))
+            nested: object = _copy_tree(desired)
             for outer in reversed(path[depth + 1 :]):
                 nested = {outer: nested}
             return [{"op": "add", "path": pointer(*path[: depth + 1]), "value": nested}]
-        if not isinstance(child, Mapping):
+        if not isinstance(child, dict):
             raise AnnotationError(".".join(path[: depth + 1]), "expected a map")
         node = child
-    assert isinstance(node, Mapping)
+    assert isinstance(node, dict)
     ops = []
     for key, value in desired.items():
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             ops += ensure(root, (*path, key), value)
         elif key not in node:
             ops.append({"op": "add", "path": pointer(*path, key), "value": value})
@@ -96,7 +103,13 @@ def analysis_args(policy: Policy) -> list[dict]:
 
 
 def analysis_block(templates: Sequence[TemplateRef], policy: Policy) -> dict:
-    return {"templates": [t.to_argo() for t in templates], "args": analysis_args(policy)}
+    """A fresh copy each call (patches are data the caller owns), built once per policy."""
+    key = ("analysis", tuple(templates))
+    text = policy.memo.get(key)
+    if text is None:
+        block = {"templates": [t.to_argo() for t in templates], "args": analysis_args(policy)}
+        text = policy.memo[key] = json.dumps(block)
+    return json.loads(text)
 
 
 def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef, ...]:
@@ -126,7 +139,7 @@ def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef,
 
 
 def _is_weight_below_100(step: object) -> bool:
-    if not isinstance(step, Mapping) or "setWeight" not in step:
+    if not isinstance(step, dict) or "setWeight" not in step:
         return False
     weight = step["setWeight"]
     return isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
@@ -139,18 +152,18 @@ def analysis_positions(steps: Sequence) -> list[int]:
     for i, step in enumerate(steps):
         if _is_weight_below_100(step):
             follows = steps[i + 1] if i + 1 < len(steps) else None
-            pause_follows = isinstance(follows, Mapping) and "pause" in follows
+            pause_follows = isinstance(follows, dict) and "pause" in follows
             positions.append(i + 2 if pause_follows else i + 1)
     return positions
 
 
 def _references(analysis: object, names: set[str]) -> bool:
-    if not isinstance(analysis, Mapping):
+    if not isinstance(analysis, dict):
         return False
     templates = analysis.get("templates")
     if not isinstance(templates, Sequence):
         return False
-    return any(isinstance(t, Mapping) and t.get("templateName") in names for t in templates)
+    return any(isinstance(t, dict) and t.get("templateName") in names for t in templates)
 
 
 def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy) -> list[dict]:
@@ -160,7 +173,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
         raise AnnotationError("spec.strategy.canary.steps", "expected a list")
     step_list = [s for s in steps or []]
     names = {t.name for t in templates}
-    inline = [s.get("analysis") for s in step_list if isinstance(s, Mapping) and "analysis" in s]
+    inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
     if policy.mode == ALWAYS_APPEND:
         has_analysis = any(_references(a, names) for a in inline)
     else:
@@ -200,19 +213,19 @@ def blue_green_ops(
     existing = blue_green.get("prePromotionAnalysis")
     if existing is None:
         return [{"op": "add", "path": pointer(*base), "value": analysis_block(templates, policy)}]
-    if policy.mode != ALWAYS_APPEND or not isinstance(existing, Mapping):
+    if policy.mode != ALWAYS_APPEND or not isinstance(existing, dict):
         return []
     ops = []
     present = existing.get("templates")
     if not isinstance(present, list):
         return []
-    names = {t.get("templateName") for t in present if isinstance(t, Mapping)}
+    names = {t.get("templateName") for t in present if isinstance(t, dict)}
     for ref in templates:
         if ref.name not in names:
             ops.append({"op": "add", "path": pointer(*base, "templates", "-"), "value": ref.to_argo()})
     if ops:
         args = existing.get("args")
-        have = {a.get("name") for a in args if isinstance(a, Mapping)} if isinstance(args, list) else set()
+        have = {a.get("name") for a in args if isinstance(a, dict)} if isinstance(args, list) else set()
         missing = [a for a in analysis_args(policy) if a["name"] not in have]
         if args is None:
             ops.append({"op": "add", "path": pointer(*base, "args"), "value": missing})
@@ -239,7 +252,7 @@ def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> l
             f"agentroll: undeclared layer(s) recorded as '{cv.UNSET}': {layers} "
             f"(set the {cv.PREFIX}<layer> annotations to version them)"
         )
-    if isinstance(old, Mapping):
+    if isinstance(old, dict):
         try:
             before = composite_of(old, policy.model_env_vars)
         except AnnotationError:
@@ -260,10 +273,10 @@ def mutate_rollout(
     """Mutate one Rollout object (already known to be a Rollout being created or updated)."""
     try:
         metadata = rollout.get("metadata") or {}
-        if not isinstance(metadata, Mapping):
+        if not isinstance(metadata, dict):
             raise AnnotationError("metadata", "expected a map")
         annotations = metadata.get("annotations") or {}
-        if not isinstance(annotations, Mapping):
+        if not isinstance(annotations, dict):
             raise AnnotationError("metadata.annotations", "expected a map")
         if not _opted_in(annotations, policy):
             return Decision()
@@ -274,9 +287,9 @@ def mutate_rollout(
         ops = ensure(rollout, ("metadata",), {"labels": labels})
         warnings = _layer_warnings(version, old, policy)
         spec = rollout.get("spec") or {}
-        if not isinstance(spec, Mapping):
+        if not isinstance(spec, dict):
             raise AnnotationError("spec", "expected a map")
-        if isinstance(spec.get("template"), Mapping):
+        if isinstance(spec.get("template"), dict):
             ops += ensure(
                 rollout,
                 ("spec", "template", "metadata"),
@@ -289,11 +302,11 @@ def mutate_rollout(
             )
 
         strategy = spec.get("strategy") or {}
-        if not isinstance(strategy, Mapping):
+        if not isinstance(strategy, dict):
             raise AnnotationError("spec.strategy", "expected a map")
-        if isinstance(strategy.get("canary"), Mapping):
+        if isinstance(strategy.get("canary"), dict):
             ops += canary_ops(strategy["canary"], templates, policy)
-        elif isinstance(strategy.get("blueGreen"), Mapping):
+        elif isinstance(strategy.get("blueGreen"), dict):
             ops += blue_green_ops(strategy["blueGreen"], templates, policy)
         return Decision(patch=ops, warnings=warnings, version=version)
     except AnnotationError as err:
@@ -303,14 +316,14 @@ def mutate_rollout(
 def mutate(request: Mapping, policy: Policy) -> Decision:
     """Decide on an AdmissionRequest (the `request` of an admission.k8s.io/v1 AdmissionReview)."""
     kind = request.get("kind") or {}
-    if not isinstance(kind, Mapping):
+    if not isinstance(kind, dict):
         return Decision()
     if kind.get("group") != "argoproj.io" or kind.get("kind") != "Rollout":
         return Decision()
     if request.get("operation") not in MUTATED_OPERATIONS or request.get("subResource"):
         return Decision()
     rollout = request.get("object")
-    if not isinstance(rollout, Mapping):
+    if not isinstance(rollout, dict):
         return deny("agentroll: request.object: expected a Rollout object")
     old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
-    return mutate_rollout(rollout, policy, old if isinstance(old, Mapping) else None)
+    return mutate_rollout(rollout, policy, old if isinstance(old, dict) else None)

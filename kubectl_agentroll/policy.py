@@ -68,6 +68,8 @@ class Policy:
     selects_namespace: bool = False
     priority: int = 0
     namespace_selector: Mapping | None = field(default=None, compare=False)
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
+    """Derived data the engine computes once per policy (policies are immutable)."""
 
     def allows(self, template: str) -> bool:
         return self.allowed_templates is None or template in self.allowed_templates

@@ -128,7 +128,10 @@ def make_app(policies: PolicySource, metrics: Metrics | None = None) -> web.Appl
         log.info(
             "uid=%s %s %s %.2fms", request["uid"], _object_name(request), outcome, elapsed * 1000
         )
-        return web.json_response(review_response(request["uid"], decision))
+        return web.Response(
+            body=json.dumps(review_response(request["uid"], decision)).encode(),
+            content_type="application/json",
+        )
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")

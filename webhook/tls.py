@@ -40,6 +40,7 @@ class ReloadingTLS:
         self.cert_file, self.key_file, self.interval = Path(cert_file), Path(key_file), interval
         self.current = server_context(self.cert_file, self.key_file)
         self._seen = _fingerprint(self.cert_file, self.key_file)
+        self._rejected: tuple | None = None
         self.reloads = 0
         self.context = server_context(self.cert_file, self.key_file)
         self.context.sni_callback = self._select
@@ -55,7 +56,9 @@ class ReloadingTLS:
         try:
             fresh = server_context(self.cert_file, self.key_file)
         except (OSError, ssl.SSLError, ValueError) as err:
-            log.warning("certificate files changed but do not load as a pair yet: %s", err)
+            if seen != self._rejected:
+                log.warning("certificate files changed but do not load as a pair (yet): %s", err)
+                self._rejected = seen
             return False
         self.current, self._seen = fresh, seen
         self.reloads += 1
