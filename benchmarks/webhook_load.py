@@ -3,7 +3,8 @@
 
 Drives `agentroll-webhook serve` over HTTPS keep-alive at a fixed concurrency with a realistic
 agent Rollout, and in the same run a minimal aiohttp server that only parses the review and
-answers `allowed`: the gap between the two is what AgentRoll itself costs. Both servers run as
+answers `allowed` (parsing with the same JSON library as the webhook): the gap between the two is
+what AgentRoll itself costs. Both servers run as
 separate processes with certificates from `agentroll-webhook certs`; the client is this process.
 
     python benchmarks/webhook_load.py [--requests 20000] [--concurrency 8]
@@ -37,10 +38,11 @@ from tests.unit.rollouts import request, rollout  # noqa: E402
 MINIMAL_SERVER = textwrap.dedent(
     """
     import json, ssl, sys
+    import orjson
     from aiohttp import web
 
     async def mutate(req):
-        review = json.loads(await req.read())
+        review = orjson.loads(await req.read())
         uid = review["request"]["uid"]
         return web.json_response({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                                   "response": {"uid": uid, "allowed": True}})

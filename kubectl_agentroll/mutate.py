@@ -8,10 +8,11 @@ they need, and never replace an array the user wrote: steps are inserted one by 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+import orjson
 
 from kubectl_agentroll import composite as cv
 from kubectl_agentroll.composite import AnnotationError, CompositeVersion, composite_of
@@ -108,8 +109,8 @@ def analysis_block(templates: Sequence[TemplateRef], policy: Policy) -> dict:
     text = policy.memo.get(key)
     if text is None:
         block = {"templates": [t.to_argo() for t in templates], "args": analysis_args(policy)}
-        text = policy.memo[key] = json.dumps(block)
-    return json.loads(text)
+        text = policy.memo[key] = orjson.dumps(block)
+    return orjson.loads(text)
 
 
 def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef, ...]:
