@@ -155,36 +155,21 @@ class CompositeVersion:
             return label_value(image_version(raw))
         return label_value(raw)
 
-    @cached_property
+    @property
     def composite(self) -> str:
         """Short hash over the four raw layers: equal exactly when every layer is equal."""
-        canonical = json.dumps([self.raw(layer) for layer in LAYERS], separators=(",", ":"))
-        return short_hash(canonical)
+        return _derived(self)[2]
 
     @property
     def undeclared(self) -> tuple[str, ...]:
         return tuple(layer for layer in LAYERS if self.raw(layer) is None)
 
     def labels(self) -> dict[str, str]:
-        return dict(self._labels)
+        return dict(_derived(self)[0])
 
     def annotations(self) -> dict[str, str]:
         """Raw values for the pod template, keyed like the labels, plus the full tool list."""
-        return dict(self._annotations)
-
-    @cached_property
-    def _labels(self) -> dict[str, str]:
-        labels = {LAYER_LABELS[layer]: self.layer_label(layer) for layer in LAYERS}
-        labels[COMPOSITE_VERSION] = self.composite
-        return labels
-
-    @cached_property
-    def _annotations(self) -> dict[str, str]:
-        annotations = {LAYER_LABELS[layer]: self.raw(layer) or UNSET for layer in LAYERS}
-        annotations[TOOLS_VERSION] = self._labels[TOOLS_VERSION]
-        annotations[TOOLS] = self.tools_list if self.tools is not None else UNSET
-        annotations[COMPOSITE_VERSION] = self.composite
-        return annotations
+        return dict(_derived(self)[1])
 
     def changed_layers(self, other: CompositeVersion) -> list[tuple[str, str, str]]:
         """(layer, old, new) for each layer that differs from `other` (the older version)."""
@@ -193,6 +178,22 @@ class CompositeVersion:
             for layer in LAYERS
             if self.raw(layer) != other.raw(layer)
         ]
+
+
+@lru_cache(maxsize=1024)
+def _derived(version: CompositeVersion) -> tuple[dict[str, str], dict[str, str], str]:
+    """Labels, pod-template annotations and composite hash of a version.
+
+    Memoised: the same few versions are admitted over and over (every update of every Rollout).
+    """
+    composite = short_hash(json.dumps([version.raw(layer) for layer in LAYERS], separators=(",", ":")))
+    labels = {LAYER_LABELS[layer]: version.layer_label(layer) for layer in LAYERS}
+    labels[COMPOSITE_VERSION] = composite
+    annotations = {LAYER_LABELS[layer]: version.raw(layer) or UNSET for layer in LAYERS}
+    annotations[TOOLS_VERSION] = labels[TOOLS_VERSION]
+    annotations[TOOLS] = version.tools_list if version.tools is not None else UNSET
+    annotations[COMPOSITE_VERSION] = composite
+    return labels, annotations, composite
 
 
 def _mapping(value: object, field: str) -> Mapping:
