@@ -82,7 +82,8 @@ def realistic_review() -> bytes:
     pod["containers"].append({"name": "otel", "image": "otel/opentelemetry-collector-contrib:0.110.0"})
     req = request(obj)
     req["userInfo"] = {"username": "system:serviceaccount:argocd:argocd-application-controller"}
-    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}).encode()
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}
+    return json.dumps(review).encode()
 
 
 async def wait_ready(url: str, ctx: ssl.SSLContext, proc: subprocess.Popen) -> None:
@@ -172,7 +173,7 @@ async def main() -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     results = {}
     try:
-        for name, (port, proc) in servers.items():
+        for port, proc in servers.values():
             await wait_ready(f"https://127.0.0.1:{port}", ctx, proc)
         for name, (port, proc) in servers.items():
             results[name] = await drive(f"https://127.0.0.1:{port}", ctx, body, args.requests,
