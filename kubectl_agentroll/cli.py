@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import yaml
 
-from kubectl_agentroll.policy import BUILTIN, Policy, PolicyError, policy_from_document
+# Imports beyond click are made where needed: `status NAME` is meant to start as fast as kubectl.
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -63,7 +62,11 @@ def main(ctx: click.Context, namespace, all_namespaces, kube_context, kubeconfig
     ctx.obj = Globals(namespace, all_namespaces, kube_context, kubeconfig, output)
 
 
-def load_policy(path: Path | None) -> Policy:
+def load_policy(path: Path | None):
+    import yaml
+
+    from kubectl_agentroll.policy import BUILTIN, PolicyError, policy_from_document
+
     if path is None:
         return BUILTIN
     try:
@@ -91,6 +94,8 @@ def inject(g: Globals, filename, policy_file) -> None:
     Example:
       kubectl agentroll inject -f rollout.yaml | kubectl apply -f -
     """
+    import yaml
+
     from kubectl_agentroll.inject import inject as run_inject
 
     policy = load_policy(policy_file)
@@ -114,6 +119,32 @@ def inject(g: Globals, filename, policy_file) -> None:
 
 
 # --- cluster commands: fetch, call the pure modules (status, actions), print ------------------------
+
+
+def _override(attr: str):
+    def callback(ctx: click.Context, _param, value):
+        if value not in (None, False):
+            setattr(ctx.ensure_object(Globals), attr, value)
+    return callback
+
+
+def kubectl_options(fn):
+    """The global options again after the command, as kubectl users type them (`status -A`)."""
+    options = [
+        click.option("-n", "--namespace", callback=_override("namespace"), expose_value=False,
+                     help="Namespace (default: the kubeconfig context's)."),
+        click.option("-A", "--all-namespaces", is_flag=True, default=False, expose_value=False,
+                     callback=_override("all_namespaces"), help="Across all namespaces."),
+        click.option("--context", callback=_override("context"), expose_value=False,
+                     help="Kubeconfig context to use."),
+        click.option("--kubeconfig", callback=_override("kubeconfig"), expose_value=False,
+                     help="Kubeconfig file (default: $KUBECONFIG)."),
+        click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), expose_value=False,
+                     callback=_override("output"), help="Output format."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def _fail(message: str) -> None:
@@ -209,6 +240,8 @@ def _fetch_all(s: _Session, g: Globals, rollouts: list | None = None) -> list:
 def _dump(g: Globals, data) -> str:
     if g.output == "json":
         return json.dumps(data, indent=2)
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
 
 
@@ -366,6 +399,7 @@ def _status_watch(s: _Session, g: Globals, name: str | None) -> None:
 @click.argument("rollout", required=False)
 @click.option("-w", "--watch", is_flag=True,
               help="Keep watching; redraw when the Rollout changes (Ctrl-C stops).")
+@kubectl_options
 @click.pass_obj
 @_kube_errors
 def status(g: Globals, rollout, watch) -> None:
@@ -432,6 +466,7 @@ def _act(g: Globals, name: str, decide) -> tuple:
               help="Promote to the end: skip the remaining steps, pauses and analysis.")
 @click.option("--force", is_flag=True,
               help="Promote even though the current step's analysis failed or was inconclusive.")
+@kubectl_options
 @click.pass_obj
 @_kube_errors
 def promote(g: Globals, rollout, full, force) -> None:
@@ -465,6 +500,7 @@ def promote(g: Globals, rollout, full, force) -> None:
 
 @main.command()
 @click.argument("rollout")
+@kubectl_options
 @click.pass_obj
 @_kube_errors
 def abort(g: Globals, rollout) -> None:
@@ -495,6 +531,7 @@ def abort(g: Globals, rollout) -> None:
 
 @main.command()
 @click.argument("rollout")
+@kubectl_options
 @click.pass_obj
 @_kube_errors
 def retry(g: Globals, rollout) -> None:
@@ -516,6 +553,7 @@ def retry(g: Globals, rollout) -> None:
 @click.argument("rollout")
 @click.option("--revision", type=int, help="The older revision (default: stable, or the one before --to).")
 @click.option("--to", "to", type=int, help="The newer revision (default: the canary, or the latest).")
+@kubectl_options
 @click.pass_obj
 @_kube_errors
 def version_diff(g: Globals, rollout, revision, to) -> None:

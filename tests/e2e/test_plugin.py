@@ -9,10 +9,13 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -95,6 +98,42 @@ class Plugin:
         return self.cluster.wait_for(check, timeout=timeout, what=f"{name}: {what}")
 
 
+class Watcher:
+    """`status NAME -w -o json` in the background: one JSON line per redraw."""
+
+    def __init__(self, plugin: Plugin, name: str) -> None:
+        cmd = [plugin.exe, "--kubeconfig", str(plugin.cluster.kubeconfig), "-n", plugin.namespace,
+               "-o", "json", "status", name, "-w"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=plugin.cluster.env)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def next_model(self, predicate, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                model = json.loads(self.lines.get(timeout=max(remaining, 0.01)))
+            except queue.Empty:
+                raise AssertionError(f"status -w printed no matching redraw within {timeout}s") from None
+            if predicate(model):
+                return model
+
+    def interrupt(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        return code, self.proc.stderr.read()
+
+
 @pytest.fixture
 def plugin(cluster):
     namespace = f"e2e-plugin-{uuid.uuid4().hex[:6]}"
@@ -142,10 +181,18 @@ def test_canary_promote_full_abort_retry(plugin):
     assert diff["changed"] == ["prompt"] and diff["warning"] is None
     assert (diff["old"]["raw"]["prompt"], diff["new"]["raw"]["prompt"]) == ("support-v1", "support-v2")
 
-    # promote: the next pause (step 3, weight 50)
-    out = plugin.run("promote", name).stdout
-    assert f"rollout '{name}' promoted" in out
-    plugin.wait_status(name, "Paused at step 3", _paused_at(3))
+    # promote: the next pause (step 3, weight 50), seen by a running `status -w`
+    watcher = Watcher(plugin, name)
+    try:
+        assert watcher.next_model(lambda m: m["step"] == "1/4", timeout=30)
+        out = plugin.run("promote", name).stdout
+        assert f"rollout '{name}' promoted" in out
+        plugin.wait_status(name, "Paused at step 3", _paused_at(3))
+        seen = watcher.next_model(lambda m: m["step"] == "3/4" and m["phase"] == "Paused", timeout=60)
+        assert seen["set_weight"] == 50
+    finally:
+        code, err = watcher.interrupt()
+    assert code == 0 and "Traceback" not in err
     model = plugin.status(name)
     assert (model["step"], model["set_weight"]) == ("3/4", 50)
 
