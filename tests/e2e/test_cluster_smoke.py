@@ -1,0 +1,71 @@
+"""Smoke test: the local control plane schedules pods onto kwok nodes and the
+Argo Rollouts controller reconciles a canary Rollout to its first pause."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROLLOUT = """
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: smoke
+spec:
+  replicas: 5
+  revisionHistoryLimit: 2
+  selector:
+    matchLabels: {{app: smoke}}
+  template:
+    metadata:
+      labels: {{app: smoke}}
+    spec:
+      containers:
+      - name: agent
+        image: registry.invalid/agent:{tag}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {{}}
+"""
+
+
+@pytest.fixture
+def namespace(cluster):
+    name = f"e2e-smoke-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _rollout(cluster, ns):
+    return cluster.get_json("rollout", "smoke", "-n", ns)
+
+
+def test_rollout_reconciled_and_pods_ready(cluster, namespace):
+    nodes = cluster.get_json("nodes", "-l", "type=kwok")["items"]
+    assert nodes, "no kwok nodes registered"
+
+    cluster.apply(ROLLOUT.format(tag="v1"), namespace=namespace)
+    # Initial revision: no canary steps, goes straight to Healthy.
+    cluster.wait_for(lambda: _rollout(cluster, namespace).get("status", {}).get("phase") == "Healthy",
+                     timeout=90, what="Rollout phase Healthy (is the Argo Rollouts controller running?)")
+    cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=smoke", "-n", namespace, "--timeout=60s")
+    pods = cluster.get_json("pods", "-n", namespace, "-l", "app=smoke")["items"]
+    assert len(pods) == 5
+    kwok_nodes = {n["metadata"]["name"] for n in nodes}
+    assert all(p["spec"].get("nodeName") in kwok_nodes for p in pods)
+
+    # New revision: canary to 20% then pause indefinitely at step 1.
+    cluster.apply(ROLLOUT.format(tag="v2"), namespace=namespace)
+
+    def paused():
+        st = _rollout(cluster, namespace).get("status", {})
+        return st if st.get("phase") == "Paused" and st.get("currentStepIndex") == 1 else None
+
+    st = cluster.wait_for(paused, timeout=90, what="Rollout Paused at step 1")
+    assert st.get("updatedReplicas") == 1  # 20% of 5
+    assert any(c.get("reason") == "CanaryPauseStep" for c in st.get("pauseConditions", []))
