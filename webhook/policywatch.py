@@ -358,6 +358,12 @@ class PolicyWatch:
         while not self._stop.is_set() and time.monotonic() < relist_at:
             w = watch.Watch()
             timeout = max(1, min(self.watch_timeout, int(relist_at - time.monotonic())))
+            # The client's stream reconnects by itself when the server ends a watch; stopping it
+            # just before `timeout` makes it return then, so the resync deadline is honoured
+            # even when no event arrives.
+            timer = threading.Timer(max(0.5, timeout - 1), w.stop)
+            timer.daemon = True
+            timer.start()
             try:
                 for event in w.stream(resource.list_fn, resource_version=version,
                                       timeout_seconds=timeout, allow_watch_bookmarks=True,
@@ -378,6 +384,7 @@ class PolicyWatch:
                     return
                 raise
             finally:
+                timer.cancel()
                 w.stop()
 
 
