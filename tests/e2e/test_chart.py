@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -280,13 +281,17 @@ def rollout(name: str, tag: str = "v1", annotations: dict | None = None) -> str:
     return ROLLOUT.format(name=name, tag=tag, annotations=json.dumps(annotations or {}))
 
 
-def policy(name: str, templates: list[str], allowed: list[str]) -> str:
+def policy(name: str, templates: list[str], allowed: list[str], args: dict | None = None,
+           selector: dict | None = None) -> str:
+    analysis: dict = {"templates": [{"name": t} for t in templates]}
+    if args:
+        analysis["args"] = [{"name": k, "value": v} for k, v in args.items()]
     return yaml.safe_dump({
         "apiVersion": "agentroll.dev/v1alpha1", "kind": "AgentRollPolicy",
         "metadata": {"name": name},
-        "spec": {"priority": 10, "namespaceSelector": {"matchLabels": {SELECT_LABEL: "true"}},
-                 "analysis": {"templates": [{"name": t} for t in templates]},
-                 "allowedTemplates": allowed},
+        "spec": {"priority": 10,
+                 "namespaceSelector": selector or {"matchLabels": {SELECT_LABEL: "true"}},
+                 "analysis": analysis, "allowedTemplates": allowed},
     })
 
 
@@ -424,3 +429,283 @@ def test_webhook_watch_uses_least_privilege(installed):
     log = installed["log"].read_text()
     assert "policies loaded" in log and "namespaces loaded" in log
     assert "Forbidden" not in log and "forbidden" not in log
+
+
+def test_namespace_label_change_is_picked_up(cluster, namespaces):
+    ns = namespaces["other"]
+    assert injected_templates(dry_run(cluster, rollout("agent"), ns)) == []
+    cluster.kubectl("label", "namespace", ns, f"{SELECT_LABEL}=true")
+
+    def selected():
+        return injected_templates(dry_run(cluster, rollout("agent"), ns)) == ["agent-quality"]
+
+    cluster.wait_for(selected, timeout=30, what="the relabelled namespace to be selected")
+
+
+def test_validating_admission_policy_type_checks_against_the_rollout_schema(cluster, installed):
+    # kube-controller-manager type-checks the expressions against the Rollout CRD's schema and
+    # writes status.typeChecking ({} when there is nothing to warn about).
+    def checked():
+        vap = cluster.get_json("validatingadmissionpolicy", f"{WEBHOOK}-composite-version")
+        status = vap.get("status") or {}
+        return status if "typeChecking" in status else None
+
+    status = cluster.wait_for(checked, timeout=60, what="VAP type checking")
+    assert not status["typeChecking"].get("expressionWarnings"), status
+
+
+class FakePrometheus:
+    """Answers every instant query with one fixed sample, and records the queries."""
+
+    def __init__(self, value: str):
+        import http.server
+        import threading
+        import urllib.parse
+
+        self.value, self.queries = value, []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, params: str) -> None:
+                fake.queries += urllib.parse.parse_qs(params).get("query", [])
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
+                    {"metric": {}, "value": [1700000000.0, fake.value]}]}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                self._answer(urllib.parse.urlsplit(self.path).query)
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                self._answer(self.rfile.read(length).decode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("value, run_phase, rollout_phase", [
+    ("NaN", "Inconclusive", "Paused"),  # no data / too few tasks: a human decides
+    ("4.5", "Failed", "Degraded"),      # canary significantly worse: aborted
+    ("-1.0", "Successful", "Healthy"),  # not worse: promoted
+])
+def test_gate_verdicts_drive_the_rollout(cluster, namespaces, value, run_phase, rollout_phase):
+    prometheus = FakePrometheus(value)
+    try:
+        ns = namespaces["selected"]
+        # The policy's analysis args override the template's Prometheus address for its namespaces.
+        cluster.apply(policy(namespaces["policy"], ["agent-quality"], ["agent-quality"],
+                             args={"prometheus-address": prometheus.address}))
+
+        def uses_fake():
+            steps = dry_run(cluster, rollout("gated"), ns)["spec"]["strategy"]["canary"]["steps"]
+            args = [a for s in steps if "analysis" in s for a in s["analysis"]["args"]]
+            return {"name": "prometheus-address", "value": prometheus.address} in args
+
+        cluster.wait_for(uses_fake, timeout=30, what="the policy's args in the injected steps")
+        cluster.apply(rollout("gated"), namespace=ns)
+        cluster.wait_for(
+            lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
+            == "Healthy", timeout=90, what="first revision Healthy")
+        cluster.apply(rollout("gated", tag="v2"), namespace=ns)
+
+        def finished():
+            runs = cluster.get_json("analysisruns", "-n", ns)["items"]
+            return runs[0] if runs and runs[0].get("status", {}).get("phase") in (
+                "Successful", "Failed", "Inconclusive", "Error") else None
+
+        run = cluster.wait_for(finished, timeout=90, what=f"the AnalysisRun to finish ({value})")
+        assert run["status"]["phase"] == run_phase
+        assert {r["phase"] for r in run["status"]["metricResults"]} == {run_phase}
+        cluster.wait_for(
+            lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
+            == rollout_phase, timeout=60, what=f"Rollout {rollout_phase}")
+        hashes = {run["spec"]["args"][i]["name"]: run["spec"]["args"][i].get("value")
+                  for i in range(len(run["spec"]["args"]))}
+        assert len(prometheus.queries) >= 4
+        for query in prometheus.queries:
+            assert f'namespace="{ns}"' in query
+            assert f'rollouts_pod_template_hash="{hashes["canary-hash"]}"' in query
+            assert f'rollouts_pod_template_hash="{hashes["stable-hash"]}"' in query
+            assert "{{" not in query
+    finally:
+        prometheus.close()
+
+
+# -- the gate's PromQL, evaluated by Prometheus's own engine ---------------------------------------
+
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus@v0.305.0"  # Prometheus 3.5
+
+PROMQL_CHECK = r"""
+package promcheck
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/promql/promqltest"
+)
+
+type testCase struct {
+	Name  string `json:"name"`
+	Load  string `json:"load"`
+	Query string `json:"query"`
+}
+
+func TestQueries(t *testing.T) {
+	raw, err := os.ReadFile(os.Getenv("CASES"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []testCase
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	engine := promqltest.NewTestEngine(t, false, 5*time.Minute, 1000000)
+	out := map[string][]string{}
+	for _, c := range cases {
+		st := promqltest.LoadedStorage(t, c.Load)
+		q, err := engine.NewInstantQuery(context.Background(), st, nil, c.Query,
+			timestamp.Time(10*60*1000))
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		res := q.Exec(context.Background())
+		if res.Err != nil {
+			t.Fatalf("%s: %v", c.Name, res.Err)
+		}
+		vec, err := res.Vector()
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		values := []string{}
+		for _, s := range vec {
+			if math.IsNaN(s.F) {
+				values = append(values, "NaN")
+			} else {
+				values = append(values, strconv.FormatFloat(s.F, 'g', -1, 64))
+			}
+		}
+		out[c.Name] = values
+		q.Close()
+		st.Close()
+	}
+	b, _ := json.Marshal(out)
+	if err := os.WriteFile(os.Getenv("RESULTS"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+"""
+
+
+def _gate_cases(template: dict) -> tuple[list[dict], dict]:
+    """Counters for canary (hash c) and stable (hash s) growing so that increase over 5m is the
+    stated count; the template's queries with the args resolved; the simulation's expectation."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gate_simulation import Gate, cost_z, rate_z
+
+    gate = Gate.from_chart()
+    args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
+    args.update({"namespace": "ns", "canary-hash": "c", "stable-hash": "s", "rollout": "r",
+                 "composite-version": "v"})
+    queries = {}
+    for metric in template["spec"]["metrics"]:
+        text = metric["provider"]["prometheus"]["query"]
+        for key, value in args.items():
+            text = text.replace("{{args." + key + "}}", value)
+        assert "{{" not in text
+        queries[metric["name"]] = text
+
+    def series(name, labels, per_window):
+        body = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        return f"  {name}{{{body}}} 0+{per_window / 5}x10"
+
+    cases, expected = [], {}
+    rates = {
+        "hallucination-rate": ("agentroll_evaluations_total", "verdict", "hallucinated",
+                               "grounded", gate.hallucination_margin, gate.min_evaluations),
+        "task-completion-rate": ("agentroll_tasks_total", "outcome", "failure", "success",
+                                 gate.task_failure_margin, gate.min_tasks),
+        "tool-call-success-rate": ("agentroll_tool_calls_total", "status", "error", "ok",
+                                   gate.tool_error_margin, gate.min_tool_calls),
+    }
+    # (bad canary, all canary, bad stable, all stable); None: that series is absent
+    samples = {"healthy": (3, 50, 48, 950), "worse": (60, 250, 38, 750),
+               "no-bad-events": (None, 150, 48, 950), "thin": (1, 20, 48, 950),
+               "no-canary-data": (None, None, 48, 950)}
+    for metric, (name, key, bad, good, margin, minimum) in rates.items():
+        for label, (xc, nc, xs, ns) in samples.items():
+            if metric == "tool-call-success-rate" and nc is not None:
+                xc, nc, xs, ns = (v * 3 if v is not None else None for v in (xc, nc, xs, ns))
+            lines = ["load 1m"]
+            for hash_, x, n in (("c", xc, nc), ("s", xs, ns)):
+                if n is None:
+                    continue
+                base = {"namespace": "ns", "rollouts_pod_template_hash": hash_}
+                if x is not None:
+                    lines.append(series(name, {**base, key: bad}, x))
+                lines.append(series(name, {**base, key: good}, n - (x or 0)))
+            case = f"{metric}/{label}"
+            cases.append({"name": case, "load": "\n".join(lines), "query": queries[metric]})
+            expected[case] = (float("nan") if nc is None
+                              else rate_z(xc or 0, nc, xs, ns, margin, minimum))
+    for label, (cc, nc, cs, ns) in {"healthy": (1.0, 50, 19.0, 950),
+                                    "worse": (7.5, 250, 15.0, 750),
+                                    "thin": (0.5, 20, 19.0, 950),
+                                    "no-canary-cost": (None, 50, 19.0, 950)}.items():
+        lines = ["load 1m"]
+        for hash_, c, n in (("c", cc, nc), ("s", cs, ns)):
+            base = {"namespace": "ns", "rollouts_pod_template_hash": hash_}
+            lines.append(series("agentroll_tasks_total", {**base, "outcome": "success"}, n))
+            if c is not None:
+                lines.append(series("agentroll_cost_usd_total", base, c))
+        case = f"cost-per-task/{label}"
+        cases.append({"name": case, "load": "\n".join(lines), "query": queries["cost-per-task"]})
+        expected[case] = (float("nan") if cc is None
+                          else cost_z(cc, nc, cs, ns, gate.cost_margin, gate.cost_cv,
+                                      gate.min_tasks))
+    return cases, expected
+
+
+def test_gate_queries_compute_the_simulated_statistic(cluster, tmp_path):
+    """Prometheus's engine on the rendered queries gives exactly the z the simulation uses, one
+    sample always, and NaN (Argo: Inconclusive) for thin or missing data."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("go is needed to build Prometheus's query engine")
+    (template,) = by_kind(render(cluster), "ClusterAnalysisTemplate")
+    cases, expected = _gate_cases(template)
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    (tmp_path / "check_test.go").write_text(PROMQL_CHECK)
+    env = {**os.environ, "CASES": str(tmp_path / "cases.json"),
+           "RESULTS": str(tmp_path / "results.json"), "GOFLAGS": "-mod=mod",
+           "GOTOOLCHAIN": "local"}
+    for cmd in (["mod", "init", "promcheck"], ["get", PROMETHEUS_MODULE.replace(
+            "@", "/promql/promqltest@")], ["test", "-count=1", "./..."]):
+        done = subprocess.run([go, *cmd], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"go {' '.join(cmd)}: {done.stderr[-2000:]}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    for case, want in expected.items():
+        (got,) = results[case]  # always exactly one sample: never an empty result
+        if want != want:  # NaN
+            assert got == "NaN", case
+        else:
+            assert float(got) == pytest.approx(want, rel=1e-9, abs=1e-9), case
