@@ -11,6 +11,8 @@ with synthetic AgentRollPolicies and Namespaces, exactly as the list calls would
                           figure isolates what the snapshot size could change)
   - snapshot build, and the median of 20 policy / 200 namespace changes (the watch threads'
     cost, incremental: only namespaces the changed object can affect are recomputed)
+  - HTTP again while a thread applies 100 namespace and 1 policy change per second (the watch
+    threads share the GIL with the event loop; this shows what that costs admission)
 
     python benchmarks/policy_scale.py [--requests 4000] [--concurrency 8]
 
@@ -24,9 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -40,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from kubectl_agentroll.mutate import mutate  # noqa: E402
 from tests.unit.rollouts import rollout  # noqa: E402
 from webhook.policywatch import PolicyWatch  # noqa: E402
-from webhook.server import make_app  # noqa: E402
+from webhook.server import RequestLog, make_app  # noqa: E402
 
 
 def policy_objects(count: int) -> list[dict]:
@@ -87,7 +91,13 @@ def review(namespace: str) -> bytes:
 
 async def http_load(watch: PolicyWatch, namespaces: list[str], requests: int,
                     concurrency: int) -> tuple[float, float, float]:
-    runner = web.AppRunner(make_app(watch), access_log=None)
+    # The request log line goes to /dev/null: it is the same at every snapshot size.
+    with open(os.devnull, "w") as devnull:
+        return await _http_load(watch, namespaces, requests, concurrency, devnull)
+
+
+async def _http_load(watch, namespaces, requests, concurrency, devnull):
+    runner = web.AppRunner(make_app(watch, request_log=RequestLog(devnull)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -164,7 +174,36 @@ def measure(n_policies: int, n_namespaces: int, args) -> dict:
     namespace_change = statistics.median(namespace_changes)
 
     rps, p50, p99 = asyncio.run(http_load(watch, names, args.requests, args.concurrency))
+    churn = ""
+    if args.churn and n_policies > 1:
+        # The watch runs in threads: measure admission while one applies changes at a high rate
+        # (100 namespace updates and 1 policy update per second, far above a real cluster's).
+        stop = threading.Event()
+
+        def churner() -> None:
+            i = 0
+            while not stop.is_set():
+                ns_obj = all_namespaces[i % n_namespaces]
+                ns_obj["metadata"]["labels"]["round"] = f"c{i}"
+                watch.apply_namespace_event("MODIFIED", ns_obj)
+                if i % 100 == 0:
+                    changed = all_policies[i % n_policies]
+                    changed["spec"]["allowedTemplates"].append(f"churn-{i}")
+                    watch.apply_policy_event("MODIFIED", changed)
+                i += 1
+                stop.wait(0.01)
+
+        thread = threading.Thread(target=churner, daemon=True)
+        thread.start()
+        try:
+            crps, cp50, cp99 = asyncio.run(http_load(watch, names, args.requests,
+                                                     args.concurrency))
+        finally:
+            stop.set()
+            thread.join()
+        churn = f"{crps:>10.0f} {cp50 * 1e3:>7.2f} / {cp99 * 1e3:<6.2f}"
     return {
+        "churn": churn,
         "size": f"{n_policies} policies / {n_namespaces} namespaces",
         "lookup_p50_ns": statistics.median(lookups), "lookup_p99_ns": percentile(lookups, 0.99),
         "engine_p50_us": statistics.median(engine) * 1e6,
@@ -179,6 +218,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-churn", dest="churn", action="store_false",
+                        help="skip the run with the watch applying changes meanwhile")
     args = parser.parse_args()
     rows = [measure(1, 5000, args), measure(500, 5000, args)]
     print(f"{'snapshot':36} {'lookup p50/p99 ns':>18} {'lookup+mutate p50/p99 us':>25} "
@@ -187,6 +228,9 @@ def main() -> None:
         print(f"{r['size']:36} {r['lookup_p50_ns']:>8.0f} / {r['lookup_p99_ns']:<7.0f} "
               f"{r['engine_p50_us']:>12.0f} / {r['engine_p99_us']:<10.0f} {r['rps']:>10.0f} "
               f"{r['http_p50_ms']:>7.2f} / {r['http_p99_ms']:<6.2f}")
+    for r in rows:
+        if r["churn"]:
+            print(f"{r['size'] + ' + churn':36} {'':>18} {'':>25} {r['churn']}")
     print()
     print(f"{'snapshot':36} {'build ms':>9} {'policy change ms':>17} {'namespace change ms':>20}")
     for r in rows:
