@@ -185,33 +185,39 @@ def _sa_kubeconfig(cluster, path: Path) -> Path:
     return path
 
 
+POST_RENDERER = """#!{python}
+# Helm post-renderer: point the webhooks at the local process instead of the Service.
+import sys
+
+import yaml
+
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+for doc in docs:
+    if doc["kind"] == "MutatingWebhookConfiguration":
+        for hook in doc["webhooks"]:
+            hook["clientConfig"] = {{"url": "{url}", "caBundle": "{ca}"}}
+sys.stdout.write(yaml.safe_dump_all(docs))
+"""
+
+
 @pytest.fixture(scope="module")
 def installed(cluster, tmp_path_factory):
-    """The rendered chart applied, the webhook serving from a local process, policies from the
-    cluster. Yields a dict with the webhook's `log` path."""
+    """`helm install` of the chart, the webhook serving from a local process (the post-renderer
+    points the webhook configuration at it), policies from the cluster."""
     work = tmp_path_factory.mktemp("chart")
     subprocess.run([_webhook_bin(), "certs", "--out-dir", str(work / "certs"),
                     "--ip", "127.0.0.1"], check=True, capture_output=True)
     ca = base64.b64encode((work / "certs" / "ca.crt").read_bytes()).decode()
     port = _free_port()
+    post_renderer = work / "post-render"
+    post_renderer.write_text(POST_RENDERER.format(python=sys.executable, ca=ca,
+                                                  url=f"https://127.0.0.1:{port}/mutate"))
+    post_renderer.chmod(0o755)
+    helm_args = [RELEASE, str(CHART), "--namespace", RELEASE_NS,
+                 "--set", "analysisTemplates.prometheusAddress=http://127.0.0.1:9",
+                 "--post-renderer", str(post_renderer)]
+    cluster.helm("install", *helm_args, "--create-namespace")
 
-    docs = render(cluster, "--set", "analysisTemplates.prometheusAddress=http://127.0.0.1:9")
-    for doc in docs:
-        if doc["kind"] == "MutatingWebhookConfiguration":
-            for hook in doc["webhooks"]:
-                hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}/mutate",
-                                        "caBundle": ca}
-    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-    rest = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
-    cluster.kubectl("create", "namespace", RELEASE_NS, check=False)
-    cluster.apply(yaml.safe_dump_all(crds))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/agentrollpolicies.agentroll.dev")
-    webhook_config = next(d for d in rest if d["kind"] == "MutatingWebhookConfiguration")
-    # The webhook configuration goes last, once the process that answers it is ready.
-    cluster.apply(yaml.safe_dump_all([d for d in rest if d is not webhook_config]))
-
-    env = dict(cluster.env)
     log_path = work / "webhook.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
@@ -220,7 +226,7 @@ def installed(cluster, tmp_path_factory):
          "--tls-private-key-file", str(work / "certs" / "tls.key"),
          "--kubeconfig", str(_sa_kubeconfig(cluster, work / "sa.kubeconfig")),
          "--resync-seconds", "60"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        stdout=log, stderr=subprocess.STDOUT, env=dict(cluster.env))
     ctx = ssl.create_default_context(cafile=str(work / "certs" / "ca.crt"))
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
                                          urllib.request.HTTPSHandler(context=ctx))
@@ -234,20 +240,29 @@ def installed(cluster, tmp_path_factory):
 
     try:
         cluster.wait_for(ready, timeout=60, what="webhook /readyz (policy snapshot loaded)")
-        cluster.apply(yaml.safe_dump(webhook_config))
-        yield {"log": log_path, "port": port, "opener": opener}
+        yield {"log": log_path, "helm_args": helm_args}
     finally:
         # Remove the fail-closed configuration before the process that answers it goes away.
-        cluster.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK, "--ignore-not-found",
-                        check=False)
-        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
-                        f"{WEBHOOK}-composite-version", "--ignore-not-found", check=False)
+        cluster.helm("uninstall", RELEASE, "--namespace", RELEASE_NS, check=False)
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_helm_upgrade_keeps_the_self_managed_certificate(cluster, installed):
+    secret = f"{WEBHOOK}-tls"
+    before = cluster.get_json("secret", secret, "-n", RELEASE_NS)["data"]
+    cluster.helm("upgrade", *installed["helm_args"], "--set", "defaultPolicy.priority=1")
+    after = cluster.get_json("secret", secret, "-n", RELEASE_NS)["data"]
+    assert after == before
+    assert cluster.get_json("agentrollpolicy", "default")["spec"]["priority"] == 1
+    x509 = pytest.importorskip("cryptography.x509")
+    cert = x509.load_pem_x509_certificate(base64.b64decode(after["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{WEBHOOK}.{RELEASE_NS}.svc" in names.get_values_for_type(x509.DNSName)
 
 
 ROLLOUT = """
