@@ -69,6 +69,17 @@ def median_of(cmd: list[str], env: dict, runs: int) -> float:
 
 
 def ensure_namespace(api: Rest, name: str) -> None:
+    """Create the namespace, first waiting out the deletion of a previous run's."""
+    def terminating() -> bool:
+        try:
+            ns = api.request("GET", f"/api/v1/namespaces/{name}", what=f"namespace {name}")
+        except KubeError as err:
+            if err.status == 404:
+                return False
+            raise
+        return (ns.get("status") or {}).get("phase") == "Terminating"
+
+    wait_for(f"namespace {name} from a previous run to be deleted", lambda: not terminating(), 300)
     try:
         api.request("POST", "/api/v1/namespaces", what=f"namespace {name}",
                     body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
@@ -120,14 +131,18 @@ def main() -> None:
     api = Rest(target)
 
     print(f"API server {target.server}; kubectl {args.kubectl}; {args.runs} runs each (median)")
+    # An installed wheel ships compiled modules; an editable install under PYTHONDONTWRITEBYTECODE
+    # would otherwise compile ours from source on every run.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "kubectl_agentroll")],
+                   check=True, env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"})
     ensure_namespace(api, ONE_NS)
     create(target, ONE_NS, [rollout("bench-one", "p1", 1)])
 
-    def healthy() -> bool:
+    def reconciled_one() -> bool:
         ro = api.request("GET", path(ROLLOUTS, ONE_NS, "bench-one"), what="bench-one")
-        return (ro.get("status") or {}).get("phase") == "Healthy"
+        return bool((ro.get("status") or {}).get("stableRS"))
 
-    wait_for("bench-one Healthy (is the Argo Rollouts controller running?)", healthy, 120)
+    wait_for("bench-one reconciled (is the Argo Rollouts controller running?)", reconciled_one, 120)
 
     get_one = [args.kubectl, "get", "rollout", "bench-one", "-n", ONE_NS, "-o", "json"]
     kubectl = median_of(get_one, env, args.runs)
@@ -135,12 +150,27 @@ def main() -> None:
     print(f"kubectl get rollout NAME -o json   {kubectl * 1000:7.0f} ms")
     print(f"kubectl-agentroll status NAME       {ours * 1000:7.0f} ms   "
           f"ratio {ours / kubectl:.2f} (target <= 2.0)")
+    interpreter = median_of([sys.executable, "-c", "pass"], env, args.runs)
+    print(f"python -c pass (interpreter floor)  {interpreter * 1000:7.0f} ms")
+    # The same command without site hooks (.pth files: an editable install's finder, sandbox
+    # hooks), as a wheel install on a plain host runs it: sys.path as site would set it, minus hooks.
+    import site
+
+    paths = [str(REPO), *site.getsitepackages()]
+    bare = [sys.executable, "-S", "-c",
+            f"import sys; sys.path[1:1] = {paths!r}; sys.argv = ['kubectl-agentroll', "
+            f"'status', 'bench-one', '-n', {ONE_NS!r}]; from kubectl_agentroll.cli import run; run()"]
+    no_hooks = median_of(bare, env, args.runs)
+    print(f"  same, python -S (no .pth hooks)   {no_hooks * 1000:7.0f} ms   ratio {no_hooks / kubectl:.2f}")
     imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import kubectl_agentroll.cli"],
                              capture_output=True, text=True, env=env).stderr.strip().splitlines()
     cumulative = int(imports[-1].split("|")[1]) if imports else 0
     print(f"import kubectl_agentroll.cli        {cumulative / 1000:7.0f} ms "
           "(python -X importtime, cumulative)")
 
+    if args.count <= 0:
+        cleanup(api, args.keep, ONE_NS)
+        return
     ensure_namespace(api, MANY_NS)
     start = time.perf_counter()
     create(target, MANY_NS, [rollout(f"agent-{i:04d}", f"p{i % 7}", 0) for i in range(args.count)])
@@ -166,8 +196,12 @@ def main() -> None:
                       "ratio": round(ours / kubectl, 2), "rollouts": args.count,
                       "get_all_ms": round(listing * 1000), "status_all_ms": round(everything * 1000)}))
 
-    if not args.keep:
-        for ns in (ONE_NS, MANY_NS):
+    cleanup(api, args.keep, ONE_NS, MANY_NS)
+
+
+def cleanup(api: Rest, keep: bool, *namespaces: str) -> None:
+    if not keep:
+        for ns in namespaces:
             api.request("DELETE", f"/api/v1/namespaces/{ns}", what=f"namespace {ns}")
     api.close()
 

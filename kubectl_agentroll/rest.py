@@ -14,6 +14,7 @@ Errors are `kube.KubeError`, one line, phrased exactly as `kube.call` phrases th
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import ssl
@@ -191,38 +192,121 @@ def _error(status: int, body: bytes, reason: str, what: str) -> KubeError:
     return KubeError(f"{what}: {message}", status)
 
 
+class ProtocolError(OSError):
+    """The server's answer is not the HTTP/1.1 we speak."""
+
+
+class _Connection:
+    """Just enough HTTP/1.1 for the API server: keep-alive, Content-Length and chunked bodies.
+
+    `http.client` would do, but importing it (and the email parser it pulls in) costs ~10 ms.
+    """
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                 server_name: str | None, timeout: float | None) -> None:
+        import socket
+
+        # an ASCII host as bytes: getaddrinfo then skips the idna codec (and its import)
+        address = host.encode("ascii") if host.isascii() else host
+        sock = socket.create_connection((address, port), timeout)
+        if ssl_context is not None:
+            sock = ssl_context.wrap_socket(sock, server_hostname=server_name or host)
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+        self.host_header = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        self.open = True
+
+    def send(self, method: str, target: str, headers: Mapping, body: bytes | None) -> None:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+
+    def head(self) -> tuple[int, str, dict]:
+        line = self.rfile.readline(65537)
+        if not line:
+            raise ConnectionResetError("the API server closed the connection")
+        version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/") or not code.isdigit():
+            raise ProtocolError(f"unexpected status line {line[:80]!r}")
+        headers = {}
+        while True:
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("connection", "").lower() == "close" or version == "HTTP/1.0":
+            self.open = False
+        return int(code), reason, headers
+
+    def chunks(self, headers: Mapping) -> Iterator[bytes]:
+        """The body as it arrives."""
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                size_line = self.rfile.readline(65537)
+                if not size_line:
+                    raise ProtocolError("the body ended in the middle of a chunk")
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                data = self.rfile.read(size)
+                self.rfile.readline(65537)  # the CRLF after the chunk
+                if len(data) < size:
+                    raise ProtocolError("the body ended in the middle of a chunk")
+                yield data
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise ProtocolError("the body is shorter than its Content-Length")
+            yield data
+        else:
+            self.open = False
+            yield self.rfile.read()
+
+    def close(self) -> None:
+        self.open = False
+        for closable in (self.rfile, self.sock):
+            with contextlib.suppress(OSError):
+                closable.close()
+
+
 class Rest:
     """JSON requests over one keep-alive connection (plus one per watch stream)."""
 
     def __init__(self, target: Target, timeout: float = TIMEOUT) -> None:
-        import http.client
-
-        self._http = http.client
         self.target = target
         self.timeout = timeout
         url = urlsplit(target.server)
-        self._https = url.scheme == "https"
-        self._host, self._port = url.hostname or "localhost", url.port
+        https = url.scheme == "https"
+        self._host = url.hostname or "localhost"
+        self._port = url.port or (443 if https else 80)
         self._base = url.path.rstrip("/")
-        self._ssl = _ssl_context(target) if self._https else None
-        self._conn = None
+        self._ssl = _ssl_context(target) if https else None
+        self._conn: _Connection | None = None
+        self._warming = None
 
-    def _connect(self, timeout: float | None):
-        if self._https:
-            conn = self._http.HTTPSConnection(self._host, self._port, context=self._ssl, timeout=timeout)
-            if self.target.tls_server_name:
-                server_name = self.target.tls_server_name
-                ctx = self._ssl
+    def warm_up(self) -> None:
+        """Open the connection (TCP + TLS handshake) in the background while the caller goes on
+        importing and preparing; the first request waits for it. Failures surface on that request."""
+        import threading
 
-                def connect(conn=conn):
-                    import socket
+        def connect() -> None:
+            try:
+                self._conn = self._connect(self.timeout)
+            except (OSError, ValueError):
+                self._conn = None
 
-                    sock = socket.create_connection((conn.host, conn.port), conn.timeout)
-                    conn.sock = ctx.wrap_socket(sock, server_hostname=server_name)
+        self._warming = threading.Thread(target=connect, daemon=True)
+        self._warming.start()
 
-                conn.connect = connect
-            return conn
-        return self._http.HTTPConnection(self._host, self._port, timeout=timeout)
+    def _connect(self, timeout: float | None) -> _Connection:
+        return _Connection(self._host, self._port, self._ssl, self.target.tls_server_name, timeout)
 
     def _headers(self, content_type: str | None) -> dict:
         headers = {"Accept": "application/json", "User-Agent": "kubectl-agentroll"}
@@ -253,25 +337,30 @@ class Rest:
         headers = self._headers(content_type if body is not None else None)
         url = self._url(path, query)
         for attempt in (1, 2):
-            if self._conn is None:
-                self._conn = self._connect(self.timeout)
+            if self._warming is not None:
+                self._warming.join()
+                self._warming = None
+            reused = self._conn is not None
             try:
-                self._conn.request(method, url, body=data, headers=headers)
-                resp = self._conn.getresponse()
-                payload = resp.read()
+                if self._conn is None:
+                    self._conn = self._connect(self.timeout)
+                self._conn.send(method, url, headers, data)
+                status, reason, response_headers = self._conn.head()
+                payload = b"".join(self._conn.chunks(response_headers))
+                if not self._conn.open:
+                    self.close()
                 break
-            except (self._http.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
-                self._conn.close()
-                self._conn = None
-                if attempt == 2:
-                    raise KubeError(f"{what}: cannot reach the API server: {err}") from None
-            except (OSError, self._http.HTTPException) as err:
-                self._conn.close()
-                self._conn = None
+            except (BrokenPipeError, ConnectionResetError) as err:
+                self.close()
+                if attempt == 2 or not reused:  # a kept-alive connection the server had closed
+                    raise KubeError(f"{what}: cannot reach the API server "
+                                    f"({self.target.server}): {_describe(err)}") from None
+            except (OSError, ValueError) as err:
+                self.close()
                 raise KubeError(f"{what}: cannot reach the API server "
                                 f"({self.target.server}): {_describe(err)}") from None
-        if resp.status >= 400:
-            raise _error(resp.status, payload, resp.reason, what)
+        if status >= 400:
+            raise _error(status, payload, reason, what)
         try:
             return json.loads(payload) if payload else {}
         except ValueError:
@@ -279,19 +368,27 @@ class Rest:
 
     def stream(self, path: str, *, what: str, query: Mapping | None = None) -> Iterator[dict]:
         """A watch: one decoded event per line, until the server ends it."""
-        conn = self._connect(None)
+        conn = None
         try:
-            conn.request("GET", self._url(path, query), headers=self._headers(None))
-            resp = conn.getresponse()
-            if resp.status >= 400:
-                raise _error(resp.status, resp.read(), resp.reason, what)
-            for line in resp:
-                if line.strip():
-                    yield json.loads(line)
-        except (OSError, self._http.HTTPException) as err:
+            conn = self._connect(None)
+            conn.send("GET", self._url(path, query), self._headers(None), None)
+            status, reason, headers = conn.head()
+            if status >= 400:
+                raise _error(status, b"".join(conn.chunks(headers)), reason, what)
+            pending = b""
+            for chunk in conn.chunks(headers):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if pending.strip():
+                yield json.loads(pending)
+        except (OSError, ValueError) as err:
             raise KubeError(f"{what}: watch interrupted: {_describe(err)}") from None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def close(self) -> None:
         if self._conn is not None:
