@@ -93,7 +93,7 @@ class Plugin:
         """Poll the Rollout until predicate(status) holds; the controller does the work."""
         def check():
             ro = self.rollout(name)
-            fresh = str(ro["status"].get("observedGeneration")) == str(ro["metadata"]["generation"])
+            fresh = str((ro.get("status") or {}).get("observedGeneration")) == str(ro["metadata"]["generation"])
             return ro if fresh and predicate(ro.get("status") or {}) else None
         return self.cluster.wait_for(check, timeout=timeout, what=f"{name}: {what}")
 
