@@ -5,8 +5,8 @@ second, several times what `kubectl get` takes in total, and `status` is meant t
 kubectl. This module reads the kubeconfig itself (server, CA, client certificate, token, basic
 auth, insecure-skip-tls-verify, tls-server-name, context namespace; several files in KUBECONFIG
 merge like kubectl's) and talks HTTP with the standard library. Kubeconfigs this module does not
-handle (exec credential plugins, auth-provider, proxy-url) are served through the `kubernetes`
-client's `ApiClient.call_api` instead, so they keep working — only slower to start.
+resolve itself (exec credential plugins, auth-provider) are resolved by the `kubernetes` package
+(slower to start), whose result this transport then uses; proxy-url is not supported.
 
 Errors are `kube.KubeError`, one line, phrased exactly as `kube.call` phrases them.
 """
@@ -52,12 +52,140 @@ class Target:
 
 
 def _load_yaml(path: str) -> Mapping:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+        text = fh.read()
+    data = parse_simple_yaml(text)
+    if data is None:
+        import yaml
+
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     return data if isinstance(data, Mapping) else {}
+
+
+# --- kubeconfig YAML without PyYAML --------------------------------------------------------------
+# Importing PyYAML costs ~13 ms, a fifth of `kubectl get`. Kubeconfigs as kubectl and client-go
+# write them use a small block-style subset of YAML; `parse_simple_yaml` reads exactly that subset
+# and returns None for anything else (flow collections other than {} and [], anchors, tags,
+# multi-line or escaped scalars, comments after values, numbers other than plain decimals, YAML 1.1
+# booleans such as `yes`, dates...), so that PyYAML reads those files instead. Where it answers, it
+# answers what yaml.safe_load would (tests/unit/test_rest.py checks that, also by property).
+
+
+class _NotSimple(Exception):
+    pass
+
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./")
+_PLAIN_FIRST_BAD = frozenset("[]{}&*!|>'\"%@`#,?:-~")
+_NULLS = {"null", "Null", "NULL", "~", ""}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_YAML11_WORDS = {"yes", "no", "on", "off"}
+
+
+def _scalar(text: str):
+    if text in ("{}", "[]"):
+        return {} if text == "{}" else []
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        inner = text[1:-1]
+        if text[0] in inner or "\\" in inner or any(ord(c) < 32 for c in inner):
+            raise _NotSimple
+        return inner
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if text[0] in _PLAIN_FIRST_BAD or ": " in text or " #" in text or text.endswith(":") or "\t" in text:
+        raise _NotSimple
+    if text.lower() in _YAML11_WORDS:
+        raise _NotSimple
+    if text.isdigit():
+        if len(text) > 1 and text[0] == "0":
+            raise _NotSimple  # octal in YAML 1.1
+        return int(text)
+    if text[0] in "+.0123456789" or text.lower().lstrip("+-.") in ("inf", "nan"):
+        raise _NotSimple  # floats, dates, sexagesimals, signed numbers...
+    return text
+
+
+def parse_simple_yaml(text: str):
+    """The kubeconfig subset of YAML (see above) as Python data, or None when outside it."""
+    lines = []
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not stripped or (stripped.startswith("#") and raw.lstrip(" ") == stripped):
+            continue
+        content = raw.lstrip(" ")
+        if content != content.lstrip() or raw != raw.rstrip() and raw.rstrip().endswith(("'", '"')):
+            return None  # tabs in the indentation; trailing blanks after a quoted scalar
+        lines.append([len(raw) - len(content), content.rstrip()])
+    if not lines or lines[0][0] != 0 or lines[0][1].startswith(("---", "...", "%")):
+        return None
+    try:
+        value, end = _block(lines, 0, 0)
+    except (_NotSimple, IndexError, ValueError):
+        return None
+    return value if end == len(lines) and isinstance(value, dict) else None
+
+
+def _block(lines: list, i: int, indent: int):
+    text = lines[i][1]
+    if text == "-" or text.startswith("- "):
+        return _sequence(lines, i, indent)
+    return _mapping(lines, i, indent)
+
+
+def _nested(lines: list, i: int, indent: int, allow_indentless: bool):
+    """The value on the lines after a `key:` or `-` with nothing after it."""
+    if i < len(lines) and lines[i][0] > indent:
+        return _block(lines, i, lines[i][0])
+    if allow_indentless and i < len(lines) and lines[i][0] == indent and (
+            lines[i][1] == "-" or lines[i][1].startswith("- ")):
+        return _sequence(lines, i, indent)
+    return None, i
+
+
+def _mapping(lines: list, i: int, indent: int):
+    result: dict = {}
+    while i < len(lines) and lines[i][0] >= indent:
+        line_indent, text = lines[i]
+        if line_indent > indent:
+            raise _NotSimple  # a continuation line, or inconsistent indentation
+        if text == "-" or text.startswith("- "):
+            break  # an indentless sequence ends here; its parent mapping goes on
+        key, colon, rest = text.partition(":")
+        if not colon or not key or not set(key) <= _KEY_CHARS or key in result or (rest and rest[0] != " "):
+            raise _NotSimple
+        if key[0] in "-.+0123456789" or key in _NULLS or key in _BOOLS or key.lower() in _YAML11_WORDS:
+            raise _NotSimple  # keys YAML would read as numbers, booleans or null
+        rest = rest.strip()
+        if rest:
+            result[key] = _scalar(rest)
+            i += 1
+        else:
+            result[key], i = _nested(lines, i + 1, indent, allow_indentless=True)
+    return result, i
+
+
+def _sequence(lines: list, i: int, indent: int):
+    items: list = []
+    while i < len(lines) and lines[i][0] >= indent:
+        line_indent, text = lines[i]
+        if line_indent > indent:
+            raise _NotSimple
+        if not (text == "-" or text.startswith("- ")):
+            break
+        rest = text[1:].lstrip(" ")
+        if not rest:
+            value, i = _nested(lines, i + 1, indent, allow_indentless=False)
+        elif ":" in rest and (rest.endswith(":") or ": " in rest) and rest[0] not in "'\"":
+            column = indent + len(text) - len(rest)
+            lines[i] = [column, rest]  # "- key: v" opens a mapping at the column of `key`
+            value, i = _mapping(lines, i, column)
+        else:
+            value = _scalar(rest)
+            i += 1
+        items.append(value)
+    return items, i
 
 
 def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
@@ -396,45 +524,24 @@ class Rest:
             self._conn = None
 
 
-class ClientLibraryRest:
-    """The same interface on the `kubernetes` package, for exec/auth-provider/proxy kubeconfigs."""
+def target_from_client_library(kubeconfig: str | None, context: str | None, namespace: str) -> Target:
+    """Let the `kubernetes` package resolve what this module does not (exec credential plugins,
+    auth-provider): it runs the plugin and leaves a token or client certificate files in its
+    Configuration, which our transport then uses. Credentials are resolved once per command."""
+    from kubectl_agentroll.kube import api_client
 
-    def __init__(self, kubeconfig: str | None, context: str | None) -> None:
-        from kubectl_agentroll.kube import api_client
-
-        self.api = api_client(kubeconfig, context)
-
-    def _call(self, method: str, path: str, what: str, query: Mapping | None, body: object,
-              content_type: str | None, stream: bool = False):
-        from kubectl_agentroll.kube import call
-
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        return call(
-            self.api.call_api, path, method,
-            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params=headers, body=body, auth_settings=["BearerToken"],
-            _preload_content=False, _return_http_data_only=True,
-            _request_timeout=None if stream else TIMEOUT, what=what,
-        )
-
-    def request(self, method: str, path: str, *, what: str, query: Mapping | None = None,
-                body: object = None, content_type: str | None = None) -> dict:
-        resp = self._call(method, path, what, query, body, content_type)
-        return json.loads(resp.data) if resp.data else {}
-
-    def stream(self, path: str, *, what: str, query: Mapping | None = None) -> Iterator[dict]:
-        resp = self._call("GET", path, what, query, None, None, stream=True)
-        try:
-            for line in resp:
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            resp.release_conn()
-
-    def close(self) -> None:
-        self.api.close()
+    c = api_client(kubeconfig, context).configuration
+    if getattr(c, "proxy", None):
+        raise KubeError("kubeconfig: proxy-url is not supported by kubectl-agentroll; "
+                        "reach the API server directly or through `kubectl proxy`")
+    auth = (c.api_key or {}).get("authorization") or (c.api_key or {}).get("BearerToken")
+    token = auth.split(" ", 1)[1] if auth and auth.lower().startswith("bearer ") else auth
+    return Target(
+        server=c.host.rstrip("/"), namespace=namespace, ca_file=c.ssl_ca_cert,
+        insecure=not c.verify_ssl, tls_server_name=getattr(c, "tls_server_name", None),
+        cert_file=c.cert_file, key_file=c.key_file, token=token,
+        username=c.username or None, password=c.password or None,
+    )
 
 
 def _describe(err: BaseException) -> str:
@@ -445,8 +552,11 @@ def _describe(err: BaseException) -> str:
 def connect(kubeconfig: str | None = None, context: str | None = None):
     """A transport for the kubeconfig: the plain one when it can serve it, else the client library."""
     target = load_target(kubeconfig, context)
+    if target.needs_client_library == "proxy-url":
+        raise KubeError("kubeconfig: proxy-url is not supported by kubectl-agentroll; "
+                        "reach the API server directly or through `kubectl proxy`")
     if target.needs_client_library:
-        return ClientLibraryRest(kubeconfig, context), target
+        target = target_from_client_library(kubeconfig, context, target.namespace)
     try:
         return Rest(target), target
     except (OSError, ssl.SSLError, ValueError) as err:
