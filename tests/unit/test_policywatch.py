@@ -146,3 +146,34 @@ def test_incremental_index_always_equals_resolve_from_scratch():
             got = index.lookup(name)
             assert (got.name, got.selects_namespace) == (expected.name,
                                                         expected.selects_namespace), step
+
+
+def test_serve_refuses_policy_file_with_watch(tmp_path):
+    from click.testing import CliRunner
+
+    from webhook.cli import main
+
+    for name in ("tls.crt", "tls.key", "policy.yaml"):
+        (tmp_path / name).write_text("")
+    result = CliRunner().invoke(main, [
+        "serve", "--tls-cert-file", str(tmp_path / "tls.crt"),
+        "--tls-private-key-file", str(tmp_path / "tls.key"),
+        "--policy-file", str(tmp_path / "policy.yaml"), "--watch-policies"])
+    assert result.exit_code != 0
+    assert "--policy-file and --watch-policies exclude each other" in result.output
+
+
+def test_serve_names_an_unusable_kubeconfig(tmp_path):
+    from click.testing import CliRunner
+
+    from webhook.cli import main
+
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\nclusters: []\n")
+    result = CliRunner().invoke(main, [
+        "serve", "--tls-cert-file", str(tmp_path / "tls.crt"),
+        "--tls-private-key-file", str(tmp_path / "tls.key"),
+        "--kubeconfig", str(tmp_path / "kubeconfig")])
+    assert result.exit_code != 0
+    assert "--watch-policies: kubeconfig:" in result.output
