@@ -346,64 +346,69 @@ def _watch_events(s: _Session, namespace: str | None, name: str | None, resource
     if name:
         query["fieldSelector"] = f"metadata.name={name}"
     what = f"watch of rollouts in namespace {namespace!r}" if namespace else "watch of rollouts"
+    from kubectl_agentroll.kube import KubeError
+
     while True:
-        for event in s.api.stream(path(ROLLOUTS, namespace), what=what, query=query):
-            obj = event.get("object") or {}
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
-            if event.get("type") == "ERROR":
-                if obj.get("code") == 410:  # too old: start again from now
-                    yield "RELIST", None
-                    return
-                raise click.ClickException(f"{what}: {obj.get('message', 'error')}")
-            if rv:
-                query["resourceVersion"] = rv
-            if event.get("type") != "BOOKMARK":
-                yield event.get("type"), obj
+        try:
+            for event in s.api.stream(path(ROLLOUTS, namespace), what=what, query=query):
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if obj.get("code") == 410:  # our resourceVersion is too old: read afresh
+                        yield "RELIST", None
+                        return
+                    raise KubeError(f"{what}: {obj.get('message', 'error')}", obj.get("code"))
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if rv:
+                    query["resourceVersion"] = rv
+                if event.get("type") != "BOOKMARK":
+                    yield event.get("type"), obj
+        except KubeError as err:
+            if err.status != 410:
+                raise
+            yield "RELIST", None
+            return
 
 
 def _status_watch(s: _Session, g: Globals, name: str | None) -> None:
+    """Draw, then redraw on every watch event on the Rollout(s); one watch stream stays open."""
     from kubectl_agentroll.rest import ROLLOUTS, path
 
     namespace = None if (g.all_namespaces and not name) else s.namespace
-    last = None
-    first = True
-    while True:
+    shown = {"last": None, "first": True}
+
+    def draw(text: str, data) -> None:
+        if text != shown["last"]:
+            _emit(g, text, data, True, shown["first"])
+            shown["first"], shown["last"] = False, text
+
+    while True:  # each round: a fresh read, then the watch from its resourceVersion
         if name:
             rollout, model = _fetch_one(s, name)
             rv = rollout["metadata"]["resourceVersion"]
+            draw(render_status(model), model.to_dict())
         else:
             listing = s.api.request("GET", path(ROLLOUTS, namespace), what="rollouts")
             by_uid = {r["metadata"]["uid"]: r for r in listing.get("items") or []}
             rv = (listing.get("metadata") or {}).get("resourceVersion", "0")
-        relist = False
-        while not relist:
+            rows = _fetch_all(s, g, list(by_uid.values()))
+            draw(render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows])
+        for kind, obj in _watch_events(s, namespace, name, rv):
+            if kind == "RELIST":
+                break
             if name:
-                text, data = render_status(model), model.to_dict()
-            else:
-                rows = _fetch_all(s, g, list(by_uid.values()))
-                text, data = render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows]
-            if text != last:
-                _emit(g, text, data, True, first)
-                first, last = False, text
-            for kind, obj in _watch_events(s, namespace, name, rv):
-                if kind == "RELIST":
-                    relist = True
-                    break
-                if name:
-                    if kind == "DELETED":
-                        click.echo(f"rollout {name!r} was deleted", err=True)
-                        return
-                    _, model = _fetch_one(s, name)
-                else:
-                    uid = obj["metadata"]["uid"]
-                    if kind == "DELETED":
-                        by_uid.pop(uid, None)
-                    else:
-                        by_uid[uid] = obj
-                rv = obj["metadata"].get("resourceVersion", rv)
-                break  # redraw, then keep watching from rv
-            else:
+                if kind == "DELETED":
+                    click.echo(f"rollout {name!r} was deleted", err=True)
+                    return
+                _, model = _fetch_one(s, name)  # its ReplicaSets and AnalysisRuns too
+                draw(render_status(model), model.to_dict())
                 continue
+            uid = obj["metadata"]["uid"]
+            if kind == "DELETED":
+                by_uid.pop(uid, None)
+            else:
+                by_uid[uid] = obj
+            rows = _fetch_all(s, g, list(by_uid.values()))
+            draw(render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows])
 
 
 @main.command()

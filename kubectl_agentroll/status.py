@@ -23,6 +23,7 @@ REVISION = "rollout.argoproj.io/revision"
 ABORTED_REASON = "RolloutAborted"
 FAILED_ANALYSIS = ("Failed", "Error", "Inconclusive")
 LAST_VALUES = 3
+NO_REPLICASET = "-"  # the list view's version when there is no such ReplicaSet (yet)
 MULTI_LAYER_WARNING = "a regression could not be attributed to one layer"
 
 
@@ -588,8 +589,9 @@ def rollout_rows(
             aborted=bool(status.get("abort")),
             step=_step(strategy, index, steps),
             weight=weight,
-            stable=_composite_label(stable_rs) if stable_rs else cv.UNSET,
-            canary=(_composite_label(canary_rs) if canary_rs else cv.UNSET) if in_flight(rollout) else None,
+            stable=_composite_label(stable_rs) if stable_rs else NO_REPLICASET,
+            canary=None if not in_flight(rollout)
+            else _composite_label(canary_rs) if canary_rs else NO_REPLICASET,
         ))
     return sorted(rows, key=lambda r: (r.namespace, r.name))
 

@@ -304,3 +304,11 @@ def test_the_display_model_is_plain_data():
     data = st.rollout_status(rollout, replicasets, [run_obj()]).to_dict()
     assert data["canary"]["layers"]["prompt"] == "support-v2"
     assert data["analysis_runs"][0]["metrics"][0]["values"] == ["[0.71]", "[0.74]"]
+
+
+def test_list_row_of_a_first_revision_has_no_stable_version_yet():
+    first = rollout_obj(stable=None, current=CANARY_HASH, index=0, phase="Progressing")
+    rows = st.rollout_rows([first], [rs_obj(CANARY_HASH, 1, V1, replicas=0)])
+    assert (rows[0].stable, rows[0].canary) == ("-", V1.composite)
+    unlabelled = st.rollout_rows([first], [rs_obj(CANARY_HASH, 1, None)])
+    assert unlabelled[0].canary == "unset"
