@@ -358,16 +358,22 @@ class PolicyWatch:
         while not self._stop.is_set() and time.monotonic() < relist_at:
             w = watch.Watch()
             timeout = max(1, min(self.watch_timeout, int(relist_at - time.monotonic())))
-            # The client's stream reconnects by itself when the server ends a watch; stopping it
-            # just before `timeout` makes it return then, so the resync deadline is honoured
-            # even when no event arrives.
-            timer = threading.Timer(max(0.5, timeout - 1), w.stop)
+            # The client's stream reconnects by itself when the server ends a watch, so the watch
+            # is ended from here when `timeout` is over (even when no event arrives): Watch.stop()
+            # shuts the socket, which the reading side sees as an error - an expected one.
+            ended = threading.Event()
+
+            def end(w=w, ended=ended) -> None:
+                ended.set()
+                w.stop()
+
+            timer = threading.Timer(timeout, end)
             timer.daemon = True
             timer.start()
             try:
                 for event in w.stream(resource.list_fn, resource_version=version,
-                                      timeout_seconds=timeout, allow_watch_bookmarks=True,
-                                      _request_timeout=timeout + 30):
+                                      timeout_seconds=timeout + 10, allow_watch_bookmarks=True,
+                                      _request_timeout=timeout + 40):
                     kind, obj = event["type"], event["raw_object"]
                     if kind == "ERROR":
                         if obj.get("code") == 410:
@@ -377,12 +383,16 @@ class PolicyWatch:
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if kind != "BOOKMARK":
                         resource.on_event(kind, obj)
-                    if self._stop.is_set():
+                    if self._stop.is_set() or ended.is_set():
                         break
             except ApiException as err:
                 if err.status == 410:
                     return
-                raise
+                if not ended.is_set():
+                    raise
+            except Exception:
+                if not (ended.is_set() or self._stop.is_set()):
+                    raise
             finally:
                 timer.cancel()
                 w.stop()
