@@ -79,13 +79,17 @@ def test_default_render(cluster):
         assert hook["rules"] == [{"apiGroups": ["argoproj.io"], "apiVersions": ["*"],
                                   "resources": ["rollouts"], "operations": ["CREATE", "UPDATE"],
                                   "scope": "Namespaced"}]
-        assert (hook["sideEffects"], hook["failurePolicy"], hook["reinvocationPolicy"]) == (
-            "None", "Fail", "IfNeeded")
+        assert (hook["sideEffects"], hook["reinvocationPolicy"]) == ("None", "IfNeeded")
         assert hook["timeoutSeconds"] <= 10
         (expr,) = hook["namespaceSelector"]["matchExpressions"]
         assert expr["operator"] == "NotIn" and {"kube-system", RELEASE_NS} <= set(expr["values"])
         assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
         assert hook["clientConfig"]["service"]["name"] == WEBHOOK
+    # Annotated Rollouts fail closed in the webhook; the others fail open there and the
+    # policy-selected ones closed in the ValidatingAdmissionPolicy.
+    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Ignore"]
+    assert {p["metadata"]["name"] for p in by_kind(docs, "ValidatingAdmissionPolicy")} == {
+        f"{WEBHOOK}-composite-version", f"{WEBHOOK}-policy-selected"}
 
     (deploy,) = by_kind(docs, "Deployment")
     pod = deploy["spec"]["template"]["spec"]
@@ -138,6 +142,7 @@ def test_non_default_render(cluster):
         f"{RELEASE_NS}/{WEBHOOK}")
     for hook in config["webhooks"]:
         assert "caBundle" not in hook["clientConfig"]
+        assert hook["failurePolicy"] == "Fail"  # no VAP backstop: both fail closed
         assert "monitoring" in hook["namespaceSelector"]["matchExpressions"][0]["values"]
     (policy,) = by_kind(docs, "AgentRollPolicy")
     assert policy["spec"]["namespaceSelector"] == {"matchLabels": {"agents": "yes"}}
@@ -387,8 +392,10 @@ def test_annotation_outside_allowed_templates_is_denied(cluster, namespaces):
 def test_invalid_policy_is_reported_and_skipped(cluster, namespaces):
     # Passes the CRD schema (steps are free-form there) but not the webhook's validation; it
     # outranks the valid policy, so using it would show.
+    both = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                  "values": [namespaces["selected"], namespaces["other"]]}]}
     bad = yaml.safe_load(policy(f"{namespaces['policy']}-bad", ["agent-quality-bad"],
-                                ["agent-quality-bad"]))
+                                ["agent-quality-bad"], selector=both))
     bad["spec"]["priority"] = 100
     bad["spec"]["defaultSteps"] = [{"setWeight": 150}]
     cluster.apply(yaml.safe_dump(bad))
@@ -402,6 +409,10 @@ def test_invalid_policy_is_reported_and_skipped(cluster, namespaces):
         assert "spec.defaultSteps[0].setWeight" in event["message"]
         obj = dry_run(cluster, rollout("agent"), namespaces["selected"])
         assert injected_templates(obj) == ["agent-quality"]
+        # Where only the invalid policy selects, the VAP backstop refuses: fail closed.
+        refused = cluster.kubectl("apply", "-n", namespaces["other"], "--dry-run=server", "-f",
+                                  "-", input=rollout("agent"), check=False)
+        assert refused.returncode != 0 and bad["metadata"]["name"] in refused.stderr
     finally:
         cluster.kubectl("delete", "agentrollpolicy", bad["metadata"]["name"], check=False)
 
@@ -465,13 +476,51 @@ def test_namespace_label_change_is_picked_up(cluster, namespaces):
 def test_validating_admission_policy_type_checks_against_the_rollout_schema(cluster, installed):
     # kube-controller-manager type-checks the expressions against the Rollout CRD's schema and
     # writes status.typeChecking ({} when there is nothing to warn about).
-    def checked():
-        vap = cluster.get_json("validatingadmissionpolicy", f"{WEBHOOK}-composite-version")
-        status = vap.get("status") or {}
-        return status if "typeChecking" in status else None
+    for name in (f"{WEBHOOK}-composite-version", f"{WEBHOOK}-policy-selected"):
+        def checked(name=name):
+            vap = cluster.get_json("validatingadmissionpolicy", name)
+            status = vap.get("status") or {}
+            return status if "typeChecking" in status else None
 
-    status = cluster.wait_for(checked, timeout=60, what="VAP type checking")
-    assert not status["typeChecking"].get("expressionWarnings"), status
+        status = cluster.wait_for(checked, timeout=60, what=f"{name} type checking")
+        assert not status["typeChecking"].get("expressionWarnings"), status
+
+
+def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces):
+    """With no webhook answering: non-agent Rollouts are admitted, agent Rollouts are refused -
+    annotated ones by the webhook's failurePolicy, namespace-selected ones by the VAP."""
+    config = cluster.get_json("mutatingwebhookconfiguration", WEBHOOK)
+    urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
+    down = f"https://127.0.0.1:{_free_port()}/mutate"
+
+    def point_to(targets):
+        patch = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/url", "value": url}
+                 for i, url in enumerate(targets)]
+        cluster.kubectl("patch", "mutatingwebhookconfiguration", WEBHOOK, "--type=json",
+                        "-p", json.dumps(patch))
+
+    def attempt(namespace, annotations=None):
+        return cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
+                               check=False, input=rollout("outage", annotations=annotations))
+
+    point_to([down] * len(urls))
+    try:
+        # Configuration changes reach the apiserver's admission chain asynchronously.
+        refused = cluster.wait_for(
+            lambda: (r := attempt(namespaces["selected"])).returncode != 0 and r,
+            timeout=30, what="the namespace-selected Rollout refused while the webhook is down")
+        assert "policy-selected" in refused.stderr or "did not mutate" in refused.stderr
+        assert "agentroll.dev/composite-version" in refused.stderr
+        annotated = attempt(namespaces["other"], {"agentroll.dev/inject": "true"})
+        assert annotated.returncode != 0 and "annotated.rollouts.agentroll.dev" in annotated.stderr
+        plain = attempt(namespaces["other"])
+        assert plain.returncode == 0, plain.stderr
+        opted_out = attempt(namespaces["selected"], {"agentroll.dev/inject": "false"})
+        assert opted_out.returncode == 0, opted_out.stderr
+    finally:
+        point_to(urls)
+    cluster.wait_for(lambda: attempt(namespaces["selected"]).returncode == 0, timeout=30,
+                     what="admission back to normal")
 
 
 class FakePrometheus:
