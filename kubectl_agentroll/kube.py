@@ -42,19 +42,6 @@ def api_client(kubeconfig: str | None = None, context: str | None = None):
     return client.ApiClient(configuration)
 
 
-def current_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
-    """The namespace of the kubeconfig context (kubectl's default), else `default`."""
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError, TypeError, ValueError):
-        return "default"
-    chosen = next((c for c in contexts or [] if c.get("name") == context), None) if context else active
-    return ((chosen or {}).get("context") or {}).get("namespace") or "default"
-
-
 def _reason(err) -> str:
     try:
         body = json.loads(err.body or "{}")
