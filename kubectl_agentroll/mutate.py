@@ -147,14 +147,23 @@ def _is_weight_below_100(step: object) -> bool:
 
 
 def analysis_positions(steps: Sequence) -> list[int]:
-    """Where analysis steps go: after the pause that follows each setWeight below 100, else right
-    after the setWeight. Positions are indices in the original list, ascending."""
+    """Where analysis steps go: after the pause that follows each setWeight below 100 (before the
+    next setWeight; steps such as setCanaryScale or setHeaderRoute may come in between), else right
+    after the setWeight. The pause is the observation window, so the gate judges what it gathered.
+    Positions are indices in the original list, ascending."""
     positions = []
     for i, step in enumerate(steps):
-        if _is_weight_below_100(step):
-            follows = steps[i + 1] if i + 1 < len(steps) else None
-            pause_follows = isinstance(follows, dict) and "pause" in follows
-            positions.append(i + 2 if pause_follows else i + 1)
+        if not _is_weight_below_100(step):
+            continue
+        position = i + 1
+        for j in range(i + 1, len(steps)):
+            later = steps[j]
+            if isinstance(later, dict) and "setWeight" in later:
+                break
+            if isinstance(later, dict) and "pause" in later:
+                position = j + 1
+                break
+        positions.append(position)
     return positions
 
 

@@ -56,6 +56,9 @@ def test_analysis_goes_after_the_pause_that_follows_each_weight():
         ([{"pause": {}}, {"setWeight": 20}], [2]),
         ([{"setCanaryScale": {"replicas": 1}}, {"setWeight": 0}, {"pause": {"duration": 60}}], [3]),
         ([{"setWeight": True}, {"setWeight": "20"}], []),
+        ([{"setWeight": 10}, {"setHeaderRoute": {"name": "h"}}, {"pause": {"duration": "5m"}}], [3]),
+        ([{"setWeight": 10}, {"setCanaryScale": {"weight": 10}}, {"setWeight": 20}, {"pause": {}}], [1, 4]),
+        ([{"setWeight": 10}, {"pause": {}}, {"pause": {}}], [2]),
     ],
 )
 def test_analysis_positions(steps, expected):
