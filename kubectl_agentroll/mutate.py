@@ -248,10 +248,12 @@ def _opted_in(annotations: Mapping, policy: Policy) -> bool:
     raw = annotations.get(cv.INJECT)
     if raw is None:
         return policy.selects_namespace
-    value = str(raw).strip().lower() if isinstance(raw, (str, bool)) else None
-    if value not in ("true", "false"):
-        raise AnnotationError(cv.INJECT, f'expected "true" or "false", got {raw!r}')
-    return value == "true"
+    if raw not in ("true", "false"):
+        # Exact strings, as the webhook configuration's matchConditions compare them; an unquoted
+        # YAML `true` would be refused by the API server anyway, so it is named here first.
+        got = f"{raw!r}" if isinstance(raw, str) else f"{raw!r} (a {type(raw).__name__}; quote it)"
+        raise AnnotationError(cv.INJECT, f'expected "true" or "false", got {got}')
+    return raw == "true"
 
 
 def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> list[str]:

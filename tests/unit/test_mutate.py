@@ -207,6 +207,8 @@ def test_idempotent_on_own_output():
     ("annotations", "field"),
     [
         ({cv.INJECT: "yes"}, cv.INJECT),
+        ({cv.INJECT: "TRUE"}, cv.INJECT),
+        ({cv.INJECT: True}, cv.INJECT),
         ({cv.INJECT: "true", cv.TOOLS: "crm"}, cv.TOOLS),
         ({cv.INJECT: "true", cv.CONTAINER: "sidecar"}, cv.CONTAINER),
         ({cv.INJECT: "true", cv.ANALYSIS: "Not_A_Name"}, cv.ANALYSIS),
