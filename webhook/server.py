@@ -21,6 +21,7 @@ from aiohttp import web
 from kubectl_agentroll.mutate import Decision, mutate
 from kubectl_agentroll.policy import Policy
 from webhook.metrics import Metrics
+from webhook.tls import ReloadingTLS
 
 log = logging.getLogger("agentroll.webhook")
 
@@ -180,8 +181,7 @@ def make_app(
 
 
 async def serve(
-    app: web.Application, host: str, port: int, tls, shutdown_timeout: float = 10.0,
-    started: asyncio.Event | None = None,
+    app: web.Application, host: str, port: int, tls: ReloadingTLS, shutdown_timeout: float = 10.0
 ) -> None:
     """Serve until SIGTERM/SIGINT; requests in flight then get `shutdown_timeout` to finish."""
     runner = web.AppRunner(
@@ -192,8 +192,6 @@ async def serve(
     await site.start()
     watcher = asyncio.create_task(tls.watch())
     log.info("serving https://%s:%d (TLS >= 1.2)", host, port)
-    if started is not None:
-        started.set()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
