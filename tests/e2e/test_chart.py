@@ -445,7 +445,7 @@ def test_argo_creates_an_analysis_run_from_the_shipped_template(cluster, namespa
         results = run.get("status", {}).get("metricResults") or []
         return run if any(r.get("measurements") for r in results) else None
 
-    run = cluster.wait_for(measured, timeout=60, what="a first measurement")
+    run = cluster.wait_for(measured, timeout=120, what="a first measurement")
     assert run["status"].get("phase") != "Successful"
     phases = {m["phase"] for r in run["status"]["metricResults"] for m in r["measurements"]}
     assert phases <= {"Error", "Running", "Pending"}, phases
@@ -599,7 +599,7 @@ def test_gate_verdicts_drive_the_rollout(cluster, namespaces, value, run_phase, 
         assert {r["phase"] for r in run["status"]["metricResults"]} == {run_phase}
         cluster.wait_for(
             lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
-            == rollout_phase, timeout=60, what=f"Rollout {rollout_phase}")
+            == rollout_phase, timeout=120, what=f"Rollout {rollout_phase}")
         hashes = {run["spec"]["args"][i]["name"]: run["spec"]["args"][i].get("value")
                   for i in range(len(run["spec"]["args"]))}
         assert len(prometheus.queries) >= 4

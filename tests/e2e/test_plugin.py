@@ -165,7 +165,7 @@ def test_canary_promote_full_abort_retry(plugin):
     v2 = plugin.wait_status(name, "Paused at step 1", _paused_at(1))
     v2_composite = v2["metadata"]["labels"]["agentroll.dev/composite-version"]
     assert v2_composite != v1_composite
-    plugin.cluster.wait_for(lambda: plugin.status(name)["actual_weight"] == 20, timeout=60,
+    plugin.cluster.wait_for(lambda: plugin.status(name)["actual_weight"] == 20, timeout=120,
                             what="canary pods available (actual weight 20)")
     model = plugin.status(name)
     assert (model["phase"], model["strategy"], model["step"], model["set_weight"]) == ("Paused", "Canary", "1/4", 20)
@@ -188,7 +188,7 @@ def test_canary_promote_full_abort_retry(plugin):
         out = plugin.run("promote", name).stdout
         assert f"rollout '{name}' promoted" in out
         plugin.wait_status(name, "Paused at step 3", _paused_at(3))
-        seen = watcher.next_model(lambda m: m["step"] == "3/4" and m["phase"] == "Paused", timeout=60)
+        seen = watcher.next_model(lambda m: m["step"] == "3/4" and m["phase"] == "Paused", timeout=120)
         assert seen["set_weight"] == 50
     finally:
         code, err = watcher.interrupt()

@@ -320,7 +320,7 @@ def test_failed_agent_analysis_aborts_the_canary(cluster, namespace, verdicts):
         canary = [rs for h, rs in sets.items() if h != stable_hash]
         return canary and all(rs["spec"].get("replicas", 0) == 0 for rs in canary)
 
-    cluster.wait_for(canary_scaled_down, timeout=60, what="the canary ReplicaSet scaled to 0")
+    cluster.wait_for(canary_scaled_down, timeout=120, what="the canary ReplicaSet scaled to 0")
     labels = get_rollout(cluster, namespace, name)["metadata"]["labels"]
     assert verdicts.for_rollout(name)[-1]["composite-version"] == labels["agentroll.dev/composite-version"]
     runs = cluster.get_json("analysisruns", "-n", namespace)["items"]
