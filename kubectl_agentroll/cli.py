@@ -61,24 +61,15 @@ def main(ctx: click.Context, namespace, all_namespaces, kube_context, kubeconfig
     ctx.obj = Globals(namespace, all_namespaces, kube_context, kubeconfig, output)
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
-
-
 def load_policy(path: str | None):
-    import yaml
-
-    from kubectl_agentroll.policy import BUILTIN, PolicyError, policy_from_document
+    from kubectl_agentroll.policy import BUILTIN, PolicyError, load_policy_file
 
     if path is None:
         return BUILTIN
     try:
-        return policy_from_document(yaml.safe_load(_read(path)))
-    except (OSError, yaml.YAMLError) as err:
-        raise click.ClickException(f"--policy-file {path}: {err}") from None
+        return load_policy_file(path)
     except PolicyError as err:
-        raise click.ClickException(f"--policy-file {path}: {err}") from None
+        raise click.ClickException(f"--policy-file {err}") from None
 
 
 @main.command()

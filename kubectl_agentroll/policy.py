@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from kubectl_agentroll.composite import DEFAULT_MODEL_ENV_VARS
 
@@ -270,3 +271,22 @@ def resolve(
     if defaults:
         return replace(min(defaults, key=_rank), selects_namespace=False)
     return fallback
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    """Read a policy YAML file (an AgentRollPolicy or its spec); PolicyError names what is wrong.
+
+    The one place a policy file is read, for `agentroll-webhook serve` and `kubectl agentroll inject`.
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise PolicyError(f"{path}: cannot read: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    try:
+        return policy_from_document(doc)
+    except PolicyError as err:
+        raise PolicyError(f"{path}: {err}") from None

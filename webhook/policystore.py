@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from kubectl_agentroll.policy import BUILTIN, Policy, load_policy_file
 
-import yaml
-
-from kubectl_agentroll.policy import BUILTIN, Policy, PolicyError, policy_from_document
-
-
-def load_policy_file(path: Path) -> Policy:
-    """Read a policy YAML file (an AgentRollPolicy or its spec); PolicyError names what is wrong."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise PolicyError(f"{path}: cannot read: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise PolicyError(f"{path}: not valid YAML: {err}") from None
-    try:
-        return policy_from_document(doc)
-    except PolicyError as err:
-        raise PolicyError(f"{path}: {err}") from None
+__all__ = ["StaticPolicies", "load_policy_file"]
 
 
 class StaticPolicies:
