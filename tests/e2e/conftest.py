@@ -97,6 +97,15 @@ class Cluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}"
                              + (f" (last error: {last_exc})" if last_exc else ""))
 
+    def wait_rollout_phase(self, name: str, namespace: str, phase: str = "Healthy",
+                           timeout: float = 90, what: str | None = None) -> dict:
+        """Poll the Rollout until the controller reports `phase`; return its status."""
+        def reached():
+            status = self.get_json("rollout", name, "-n", namespace).get("status", {})
+            return status if status.get("phase") == phase else None
+
+        return self.wait_for(reached, timeout=timeout, what=what or f"Rollout {name} {phase}")
+
     def _run(self, binary: Path, args, input, check, timeout) -> subprocess.CompletedProcess:
         cmd = [str(binary), *map(str, args)]
         r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env, timeout=timeout)

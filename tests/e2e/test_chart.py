@@ -420,9 +420,7 @@ def test_invalid_policy_is_reported_and_skipped(cluster, namespaces):
 def test_argo_creates_an_analysis_run_from_the_shipped_template(cluster, namespaces):
     ns = namespaces["selected"]
     cluster.apply(rollout("gated"), namespace=ns)
-    cluster.wait_for(
-        lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
-        == "Healthy", timeout=90, what="first revision Healthy")
+    cluster.wait_rollout_phase("gated", ns, what="first revision Healthy")
     cluster.apply(rollout("gated", tag="v2"), namespace=ns)
 
     def analysis_run():
@@ -584,9 +582,7 @@ def test_gate_verdicts_drive_the_rollout(cluster, namespaces, value, run_phase, 
 
         cluster.wait_for(uses_fake, timeout=30, what="the policy's args in the injected steps")
         cluster.apply(rollout("gated"), namespace=ns)
-        cluster.wait_for(
-            lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
-            == "Healthy", timeout=90, what="first revision Healthy")
+        cluster.wait_rollout_phase("gated", ns, what="first revision Healthy")
         cluster.apply(rollout("gated", tag="v2"), namespace=ns)
 
         def finished():
@@ -597,9 +593,7 @@ def test_gate_verdicts_drive_the_rollout(cluster, namespaces, value, run_phase, 
         run = cluster.wait_for(finished, timeout=90, what=f"the AnalysisRun to finish ({value})")
         assert run["status"]["phase"] == run_phase
         assert {r["phase"] for r in run["status"]["metricResults"]} == {run_phase}
-        cluster.wait_for(
-            lambda: cluster.get_json("rollout", "gated", "-n", ns).get("status", {}).get("phase")
-            == rollout_phase, timeout=120, what=f"Rollout {rollout_phase}")
+        cluster.wait_rollout_phase("gated", ns, rollout_phase, timeout=120)
         hashes = {run["spec"]["args"][i]["name"]: run["spec"]["args"][i].get("value")
                   for i in range(len(run["spec"]["args"]))}
         assert len(prometheus.queries) >= 4

@@ -51,8 +51,8 @@ def test_rollout_reconciled_and_pods_ready(cluster, namespace):
 
     cluster.apply(ROLLOUT.format(tag="v1"), namespace=namespace)
     # Initial revision: no canary steps, goes straight to Healthy.
-    cluster.wait_for(lambda: _rollout(cluster, namespace).get("status", {}).get("phase") == "Healthy",
-                     timeout=90, what="Rollout phase Healthy (is the Argo Rollouts controller running?)")
+    cluster.wait_rollout_phase("smoke", namespace,
+                               what="Rollout phase Healthy (is the Argo Rollouts controller running?)")
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=smoke", "-n", namespace, "--timeout=60s")
     pods = cluster.get_json("pods", "-n", namespace, "-l", "app=smoke")["items"]
     assert len(pods) == 5

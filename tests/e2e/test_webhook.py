@@ -244,8 +244,7 @@ def test_opted_in_rollout_and_its_pods_carry_the_composite_version(cluster, name
     assert [next(iter(s)) for s in steps] == ["setWeight", "pause", "analysis", "setWeight", "pause", "analysis"]
     assert steps[2]["analysis"]["templates"] == [{"templateName": TEMPLATE, "clusterScope": True}]
 
-    cluster.wait_for(lambda: get_rollout(cluster, namespace, "agent").get("status", {}).get("phase") == "Healthy",
-                     timeout=90, what="first revision Healthy")
+    cluster.wait_rollout_phase("agent", namespace, what="first revision Healthy")
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=agent", "-n", namespace, "--timeout=60s")
     pods = cluster.get_json("pods", "-n", namespace, "-l", "app=agent")["items"]
     assert len(pods) == 5
@@ -264,8 +263,7 @@ def test_rollout_without_the_annotation_is_stored_unchanged(cluster, namespace):
 def test_prompt_change_alone_starts_a_gated_canary(cluster, namespace, verdicts):
     name = "prompt-agent"
     cluster.apply(json.dumps(agent_rollout(name, prompt="v1")), namespace=namespace)
-    cluster.wait_for(lambda: get_rollout(cluster, namespace, name).get("status", {}).get("phase") == "Healthy",
-                     timeout=90, what="first revision Healthy")
+    cluster.wait_rollout_phase(name, namespace, what="first revision Healthy")
     old = get_rollout(cluster, namespace, name)
     stable_hash = old["status"]["stableRS"]
 
@@ -302,8 +300,7 @@ def test_prompt_change_alone_starts_a_gated_canary(cluster, namespace, verdicts)
 def test_failed_agent_analysis_aborts_the_canary(cluster, namespace, verdicts):
     name = "bad-agent"
     cluster.apply(json.dumps(agent_rollout(name, prompt="v1")), namespace=namespace)
-    cluster.wait_for(lambda: get_rollout(cluster, namespace, name).get("status", {}).get("phase") == "Healthy",
-                     timeout=90, what="first revision Healthy")
+    cluster.wait_rollout_phase(name, namespace, what="first revision Healthy")
     stable_hash = get_rollout(cluster, namespace, name)["status"]["stableRS"]
     verdicts.verdict[name] = "fail"
     cluster.apply(json.dumps(agent_rollout(name, prompt="v2-hallucinates")), namespace=namespace)
