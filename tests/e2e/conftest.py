@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "local-cluster"
-VERSIONS = REPO_ROOT / "scripts" / "versions.json"
+sys.path[:0] = [str(REPO_ROOT / "scripts")]
+
+from localcluster import gobuild, prometheus  # noqa: E402
+from localcluster.config import Paths  # noqa: E402
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def pytest_configure(config):
@@ -34,22 +41,6 @@ def pytest_configure(config):
 
 class KubectlError(AssertionError):
     pass
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("AGENTROLL_CACHE") or Path.home() / ".cache" / "agentroll").expanduser()
-
-
-def _everything_cached() -> bool:
-    try:
-        versions = {k: v for k, v in json.loads(VERSIONS.read_text()).items() if not k.startswith("_")}
-    except (OSError, ValueError):
-        return False
-    for comp, ver in versions.items():
-        base = _cache_root() / "bin" / comp / ver
-        if not any((d / ".complete").exists() for d in (base.iterdir() if base.is_dir() else [])):
-            return False
-    return True
 
 
 def _in_ci() -> bool:
@@ -106,6 +97,26 @@ class Cluster:
 
         return self.wait_for(reached, timeout=timeout, what=what or f"Rollout {name} {phase}")
 
+    @property
+    def prometheus_url(self) -> str:
+        info = json.loads((self.dir / "run" / "prometheus.json").read_text())
+        return f"http://127.0.0.1:{info['ports']['prometheus']}"
+
+    def prometheus_query(self, query: str, at: float | None = None) -> list:
+        """An instant query through Prometheus's HTTP API; the result vector."""
+        params = {"query": query} | ({"time": f"{at:.3f}"} if at is not None else {})
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+        with _NO_PROXY.open(url, timeout=10) as r:
+            body = json.loads(r.read())
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def scrape(self, name: str, address: str) -> None:
+        prometheus.add_target(Paths(self.dir), name, address)
+
+    def unscrape(self, name: str) -> None:
+        prometheus.remove_target(Paths(self.dir), name)
+
     def _run(self, binary: Path, args, input, check, timeout) -> subprocess.CompletedProcess:
         cmd = [str(binary), *map(str, args)]
         r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env, timeout=timeout)
@@ -130,7 +141,7 @@ def _run_script(cmd: str, env: dict) -> tuple:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
-    if not _in_ci() and shutil.which("go") is None and not _everything_cached():
+    if not _in_ci() and shutil.which("go") is None and not gobuild.everything_cached():
         pytest.skip("e2e: `go` not found and no cached control-plane binaries (set CI=true to fail instead)")
     env = dict(os.environ)
     if not env.get("AGENTROLL_CLUSTER_DIR"):
@@ -157,3 +168,61 @@ def cluster(tmp_path_factory):
             rc, out = _run_script("down", env)
             if rc != 0:
                 sys.__stderr__.write(f"local-cluster down failed: {out.strip()}\n")
+
+
+class AgentTraffic:
+    """scripts/agent-traffic as a subprocess, scraped by the cluster's Prometheus."""
+
+    def __init__(self, cluster: Cluster, name: str, rollouts: list[str], scenario: dict,
+                 tasks_per_minute: float, seed: int, workdir: Path):
+        import yaml
+
+        self.cluster, self.name = cluster, name
+        (workdir / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+        port_file = workdir / "port"
+        self.log = (workdir / "traffic.log").open("w")
+        cmd = [sys.executable, str(REPO_ROOT / "scripts" / "agent-traffic"), "--scenario",
+               str(workdir / "scenario.yaml"), "--tasks-per-minute", str(tasks_per_minute),
+               "--seed", str(seed), "--port-file", str(port_file)]
+        for r in rollouts:
+            cmd += ["--rollout", r]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=cluster.env)
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            assert self.proc.poll() is None, f"agent-traffic exited: {(workdir / 'traffic.log').read_text()}"
+            assert time.monotonic() < deadline, "agent-traffic did not start within 30s"
+            time.sleep(0.1)
+        self.address = f"127.0.0.1:{port_file.read_text().strip()}"
+        cluster.scrape(name, self.address)
+
+    def state(self) -> dict:
+        with _NO_PROXY.open(f"http://{self.address}/state", timeout=5) as r:
+            return json.loads(r.read())
+
+    def close(self) -> None:
+        self.cluster.unscrape(self.name)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def agent_traffic(cluster, tmp_path):
+    """Start traffic: agent_traffic(rollouts=[...], scenario={...}, tasks_per_minute=..., seed=...)."""
+    started = []
+
+    def start(rollouts: list[str], scenario: dict | None = None, tasks_per_minute: float = 3000,
+              seed: int = 1) -> AgentTraffic:
+        workdir = tmp_path / f"traffic-{len(started)}"
+        workdir.mkdir()
+        t = AgentTraffic(cluster, f"{tmp_path.name.lower()[-40:]}-{len(started)}".strip("-_."), rollouts,
+                         scenario or {}, tasks_per_minute, seed, workdir)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.close()
