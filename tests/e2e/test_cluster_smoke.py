@@ -2,7 +2,11 @@
 Argo Rollouts controller reconciles a canary Rollout to its first pause."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +73,14 @@ def test_rollout_reconciled_and_pods_ready(cluster, namespace):
     st = cluster.wait_for(paused, timeout=90, what="Rollout Paused at step 1")
     assert st.get("updatedReplicas") == 1  # 20% of 5
     assert any(c.get("reason") == "CanaryPauseStep" for c in st.get("pauseConditions", []))
+
+
+def test_pods_stay_ready_through_two_node_heartbeat_deadlines(cluster):
+    """`local-cluster soak`: a Deployment held through two node-monitor grace periods, with the
+    node's Lease renewed and every pod Ready at every sample (the self-check the demo relies on)."""
+    env = {**os.environ, "AGENTROLL_CLUSTER_DIR": str(cluster.dir)}
+    script = Path(__file__).resolve().parents[2] / "scripts" / "local-cluster"
+    done = subprocess.run([sys.executable, str(script), "soak"], env=env, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "the node and every pod stayed Ready" in done.stdout
