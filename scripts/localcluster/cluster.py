@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -87,7 +86,8 @@ def print_usage(p: Paths) -> None:
     prom_line = f"  Prometheus: http://127.0.0.1:{prom['ports']['prometheus']}\n" if prom else ""
     print(f"\n  export KUBECONFIG={p.kubeconfig}\n"
           f"  export PATH={p.bin}:$PATH   # kubectl, helm of the same release\n"
-          f"  {p.bin / 'kubectl'} get nodes\n{prom_line}  stop with: {Path(sys.argv[0])} down\n", flush=True)
+          f"  {p.bin / 'kubectl'} get nodes\n{prom_line}  stop with: scripts/local-cluster down\n",
+          flush=True)
 
 
 def down() -> int:

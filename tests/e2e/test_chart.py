@@ -9,6 +9,7 @@ the rendered MutatingWebhookConfiguration is pointed at it (`url` + `caBundle` f
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import shutil
@@ -521,89 +522,118 @@ def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces
                      what="admission back to normal")
 
 
-class FakePrometheus:
-    """Answers every instant query with one fixed sample, and records the queries."""
-
-    def __init__(self, value: str):
-        import http.server
-        import threading
-        import urllib.parse
-
-        self.value, self.queries = value, []
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, params: str) -> None:
-                fake.queries += urllib.parse.parse_qs(params).get("query", [])
-                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
-                    {"metric": {}, "value": [1700000000.0, fake.value]}]}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                self._answer(urllib.parse.urlsplit(self.path).query)
-
-            def do_POST(self):  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                self._answer(self.rfile.read(length).decode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+GATED_ROLLOUT = """
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 2
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: agent
+        image: registry.invalid/agent:{tag}
+        env:
+        - {{name: MODEL, value: model-a}}
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - pause: {{duration: {pause}}}
+"""
+# Time compressed for the test: 30 s of canary traffic at 6,000 tasks/min (~1,500 canary tasks at
+# 50%) instead of minutes at a real agent's rate; the window matches the pause.
+GATE_ARGS = {"window": "30s"}
+PAUSE = "30s"
+TASKS_PER_MINUTE = 6000
+Z_CRITICAL = 2.326
 
 
-@pytest.mark.parametrize("value, run_phase, rollout_phase", [
-    ("NaN", "Inconclusive", "Paused"),  # no data / too few tasks: a human decides
-    ("4.5", "Failed", "Degraded"),      # canary significantly worse: aborted
-    ("-1.0", "Successful", "Healthy"),  # not worse: promoted
-])
-def test_gate_verdicts_drive_the_rollout(cluster, namespaces, value, run_phase, rollout_phase):
-    prometheus = FakePrometheus(value)
-    try:
-        ns = namespaces["selected"]
-        # The policy's analysis args override the template's Prometheus address for its namespaces.
-        cluster.apply(policy(namespaces["policy"], ["agent-quality"], ["agent-quality"],
-                             args={"prometheus-address": prometheus.address}))
+def _resolved_queries(run: dict) -> dict:
+    args = {a["name"]: a.get("value", "") for a in run["spec"]["args"]}
+    out = {}
+    for metric in run["spec"]["metrics"]:
+        text = metric["provider"]["prometheus"]["query"]
+        for key, value in args.items():
+            text = text.replace("{{args." + key + "}}", value)
+        out[metric["name"]] = text
+    return out
 
-        def uses_fake():
-            steps = dry_run(cluster, rollout("gated"), ns)["spec"]["strategy"]["canary"]["steps"]
-            args = [a for s in steps if "analysis" in s for a in s["analysis"]["args"]]
-            return {"name": "prometheus-address", "value": prometheus.address} in args
 
-        cluster.wait_for(uses_fake, timeout=30, what="the policy's args in the injected steps")
-        cluster.apply(rollout("gated"), namespace=ns)
-        cluster.wait_rollout_phase("gated", ns, what="first revision Healthy")
-        cluster.apply(rollout("gated", tag="v2"), namespace=ns)
+def _stamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
-        def finished():
-            runs = cluster.get_json("analysisruns", "-n", ns)["items"]
-            return runs[0] if runs and runs[0].get("status", {}).get("phase") in (
-                "Successful", "Failed", "Inconclusive", "Error") else None
 
-        run = cluster.wait_for(finished, timeout=90, what=f"the AnalysisRun to finish ({value})")
-        assert run["status"]["phase"] == run_phase
-        assert {r["phase"] for r in run["status"]["metricResults"]} == {run_phase}
-        cluster.wait_rollout_phase("gated", ns, rollout_phase, timeout=120)
-        hashes = {run["spec"]["args"][i]["name"]: run["spec"]["args"][i].get("value")
-                  for i in range(len(run["spec"]["args"]))}
-        assert len(prometheus.queries) >= 4
-        for query in prometheus.queries:
-            assert f'namespace="{ns}"' in query
-            assert f'rollouts_pod_template_hash="{hashes["canary-hash"]}"' in query
-            assert f'rollouts_pod_template_hash="{hashes["stable-hash"]}"' in query
-            assert "{{" not in query
-    finally:
-        prometheus.close()
+@pytest.mark.parametrize("canary_quality, traffic, run_phase, rollout_phase", [
+    ({}, True, "Successful", "Healthy"),                       # healthy canary: promoted
+    ({"hallucination": 0.15}, True, "Failed", "Degraded"),      # 5% -> 15%: aborted
+    ({}, False, "Inconclusive", "Paused"),                     # no series at all: a human decides
+], ids=["healthy", "hallucination-15pct", "no-series"])
+def test_gate_on_real_prometheus_drives_the_rollout(cluster, namespaces, agent_traffic, canary_quality,
+                                                   traffic, run_phase, rollout_phase):
+    """The shipped template against the local Prometheus, fed by the traffic generator."""
+    ns = namespaces["selected"]
+    cluster.apply(policy(namespaces["policy"], ["agent-quality"], ["agent-quality"],
+                         args={"prometheus-address": cluster.prometheus_url, **GATE_ARGS}))
+
+    def uses_local_prometheus():
+        steps = dry_run(cluster, GATED_ROLLOUT.format(name="gated", tag="v1", pause=PAUSE), ns)[
+            "spec"]["strategy"]["canary"]["steps"]
+        args = [a for s in steps if "analysis" in s for a in s["analysis"]["args"]]
+        return {"name": "prometheus-address", "value": cluster.prometheus_url} in args
+
+    cluster.wait_for(uses_local_prometheus, timeout=30, what="the policy's args in the injected steps")
+    cluster.apply(GATED_ROLLOUT.format(name="gated", tag="v1", pause=PAUSE), namespace=ns)
+    cluster.wait_rollout_phase("gated", ns, what="first revision Healthy")
+    generator = None
+    if traffic:
+        scenario = {"default": {"hallucination": 0.05, "completion": 0.90, "tool_success": 0.97,
+                                "cost": 0.02, "cost_cv": 1.0},
+                    "versions": [{"match": {"image-version": "v2"}, **canary_quality}]}
+        generator = agent_traffic([f"{ns}/gated"], scenario, tasks_per_minute=TASKS_PER_MINUTE)
+    cluster.apply(GATED_ROLLOUT.format(name="gated", tag="v2", pause=PAUSE), namespace=ns)
+
+    def finished():
+        runs = cluster.get_json("analysisruns", "-n", ns)["items"]
+        return runs[0] if runs and runs[0].get("status", {}).get("phase") in (
+            "Successful", "Failed", "Inconclusive", "Error") else None
+
+    run = cluster.wait_for(finished, timeout=150, what="the AnalysisRun to finish")
+    results = {r["name"]: r for r in run["status"]["metricResults"]}
+    assert run["status"]["phase"] == run_phase, results
+    cluster.wait_rollout_phase("gated", ns, rollout_phase, timeout=120)
+    values = {name: float(r["measurements"][-1]["value"].strip("[]")) for name, r in results.items()}
+    if not traffic:
+        assert all(v != v for v in values.values()), values  # NaN: Inconclusive, never a pass
+        return
+    if run_phase == "Failed":
+        assert values["hallucination-rate"] > Z_CRITICAL
+        assert results["hallucination-rate"]["phase"] == "Failed"
+    else:
+        assert all(v <= Z_CRITICAL for v in values.values()), values
+
+    # What Argo measured is what Prometheus's engine computes from the scraped counters at the
+    # moment of the measurement (increase() extrapolates, so the value moves a little with time).
+    queries = _resolved_queries(run)
+    for name, result in results.items():
+        m = result["measurements"][-1]
+        start, end = _stamp(m["startedAt"]) - 1, _stamp(m["finishedAt"]) + 1
+        seen = [float(s["value"][1]) for t in [start + i * 0.05 for i in range(int((end - start) / 0.05) + 1)]
+                for s in cluster.prometheus_query(queries[name], at=t)]
+        assert min(abs(v - values[name]) for v in seen) < 0.05, (name, values[name], min(seen), max(seen))
+
+    # Scraped counts agree with what the generator produced (up to one scrape of lag).
+    scraped = {s["metric"]["rollouts_pod_template_hash"]: float(s["value"][1]) for s in cluster.prometheus_query(
+        f'sum by (rollouts_pod_template_hash) (agentroll_tasks_total{{namespace="{ns}"}})')}
+    state = generator.state()[f"{ns}/gated"]  # read after the query: produced >= scraped
+    for version, produced in state["versions"].items():
+        assert produced["tasks"] * 0.9 - 200 <= scraped[version] <= produced["tasks"], (version, produced)
 
 
 # -- the gate's PromQL, evaluated by Prometheus's own engine ---------------------------------------
