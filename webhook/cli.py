@@ -116,6 +116,52 @@ def certs(out_dir, dns_names, ips, days, webhook_config, kubeconfig, kube_contex
         click.echo(f"set caBundle of mutatingwebhookconfiguration/{webhook_config}")
 
 
+@main.command()
+@click.option("--port", default=8090, show_default=True, help="Port of GET /v1/verdict.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--prometheus", "prometheus_address", required=True,
+              help="Prometheus base URL to judge from, e.g. http://prometheus-operated.monitoring:9090.")
+@click.option("--allow-prometheus", "allowed", multiple=True,
+              help="Another Prometheus a request's prometheus= may name (repeatable); others are refused.")
+@click.option("--query-timeout", default=10.0, show_default=True, help="Seconds per Prometheus query.")
+@click.option("--tls-cert-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Serve HTTPS with this certificate (PEM); plain HTTP without.")
+@click.option("--tls-private-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Its private key (PEM).")
+def judge(port, host, prometheus_address, allowed, query_timeout, tls_cert_file,
+          tls_private_key_file) -> None:
+    """Serve the canary judge Argo calls: GET /v1/verdict, /healthz, /readyz, /metrics.
+
+    \b
+    Example:
+      agentroll-webhook judge --prometheus http://127.0.0.1:9090 --port 8090
+      curl 'http://127.0.0.1:8090/v1/verdict?namespace=agents&rollout=support-agent\\
+        &canary-hash=6d9f8&stable-hash=5c8b7&plan=5:5m,25:10m,50:10m&interval=1m'
+    """
+    import ssl
+
+    from webhook.judgeserver import make_app, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not prometheus_address.startswith(("http://", "https://")):
+        raise click.ClickException(f"--prometheus {prometheus_address!r}: expected an http(s):// URL")
+    context = None
+    if tls_cert_file or tls_private_key_file:
+        if not (tls_cert_file and tls_private_key_file):
+            raise click.ClickException("--tls-cert-file and --tls-private-key-file go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(tls_cert_file, tls_private_key_file)
+        except (OSError, ssl.SSLError) as err:
+            raise click.ClickException(f"--tls-cert-file/--tls-private-key-file: {err}") from None
+    app = make_app(prometheus_address, tuple(allowed), query_timeout)
+    try:
+        asyncio.run(serve(app, host, port, context))
+    except OSError as err:
+        raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
+
+
 def _patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig, kube_context) -> None:
     from kubernetes import client
 

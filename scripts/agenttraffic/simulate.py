@@ -12,13 +12,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kubectl_agentroll.judge import COST_BUCKETS_USD  # the contract's agentroll_task_cost_usd buckets
+
 from .scenario import Quality
 
 FAILED_OUTCOMES = ("failure", "error", "timeout")
 TOOL_ERRORS = ("error", "timeout")
-# Per-task cost histogram bounds (USD), log-spaced: the contract's `agentroll_task_cost_usd`.
-COST_BUCKETS_USD = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0,
-                    5.0, 10.0)
 
 
 @dataclass
