@@ -20,6 +20,10 @@ from kubectl_agentroll.policy import ALWAYS_APPEND, Policy, TemplateRef, is_temp
 
 MUTATED_OPERATIONS = ("CREATE", "UPDATE")
 
+# Each inserted step is ~540 bytes of patch: without a bound, a 3 MiB Rollout of one-line
+# setWeight steps would make a response of over 100 MiB. Real canaries have a handful of steps.
+MAX_INSERTED_STEPS = 100
+
 
 @dataclass
 class Decision:
@@ -173,7 +177,22 @@ def _references(analysis: object, names: set[str]) -> bool:
     templates = analysis.get("templates")
     if not isinstance(templates, Sequence):
         return False
-    return any(isinstance(t, dict) and t.get("templateName") in names for t in templates)
+    return any(_template_name(t) in names for t in templates)
+
+
+def _template_name(ref: object) -> str | None:
+    """A reference's templateName when it is a string; user objects may hold anything there."""
+    name = ref.get("templateName") if isinstance(ref, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _check_inserted(count: int, what: str) -> None:
+    if count > MAX_INSERTED_STEPS:
+        raise AnnotationError(
+            "spec.strategy.canary.steps",
+            f"{count} steps to insert ({what}); agentroll inserts at most {MAX_INSERTED_STEPS} "
+            "analysis or default steps per Rollout (limit on the size of its mutation)",
+        )
 
 
 def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy) -> list[dict]:
@@ -195,9 +214,12 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
 
     if not step_list:
         defaults = copy.deepcopy(list(policy.default_steps))
-        if inject and not any("analysis" in s for s in defaults):
-            for offset, position in enumerate(analysis_positions(defaults)):
-                defaults.insert(position + offset, step())
+        gated = inject and not any("analysis" in s for s in defaults)
+        positions = analysis_positions(defaults) if gated else []
+        what = f"policy {policy.name!r} defaultSteps and their analysis"
+        _check_inserted(len(defaults) + len(positions), what)
+        for offset, position in enumerate(positions):
+            defaults.insert(position + offset, step())
         if not defaults:
             return []
         if steps is None:
@@ -206,8 +228,10 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
 
     if not inject:
         return []
+    positions = analysis_positions(step_list)
+    _check_inserted(len(positions), "one analysis step per setWeight below 100")
     ops = []
-    for offset, position in enumerate(analysis_positions(step_list)):
+    for offset, position in enumerate(positions):
         index = position + offset
         end = position == len(step_list)
         ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step()})
@@ -229,13 +253,14 @@ def blue_green_ops(
     present = existing.get("templates")
     if not isinstance(present, list):
         return []
-    names = {t.get("templateName") for t in present if isinstance(t, dict)}
+    names = {_template_name(t) for t in present}
     for ref in templates:
         if ref.name not in names:
             ops.append({"op": "add", "path": pointer(*base, "templates", "-"), "value": ref.to_argo()})
     if ops:
         args = existing.get("args")
-        have = {a.get("name") for a in args if isinstance(a, dict)} if isinstance(args, list) else set()
+        listed = args if isinstance(args, list) else []
+        have = {a.get("name") for a in listed if isinstance(a, dict) and isinstance(a.get("name"), str)}
         missing = [a for a in analysis_args(policy) if a["name"] not in have]
         if args is None:
             ops.append({"op": "add", "path": pointer(*base, "args"), "value": missing})

@@ -4,7 +4,7 @@ import jsonpatch
 import pytest
 
 from kubectl_agentroll import composite as cv
-from kubectl_agentroll.mutate import analysis_positions, mutate, pointer
+from kubectl_agentroll.mutate import MAX_INSERTED_STEPS, analysis_positions, mutate, pointer
 from kubectl_agentroll.policy import ALWAYS_APPEND, BUILTIN, Policy, TemplateRef, policy_from_spec
 from tests.unit.rollouts import AGENT, request, rollout
 
@@ -316,3 +316,31 @@ def test_malformed_objects_are_denied_or_handled_never_raise(mangle):
         jsonpatch.apply_patch(obj, decision.patch)
     else:
         assert decision.message.startswith("agentroll: ")
+
+
+def _weights(count: int) -> dict:
+    return {"canary": {"steps": [{"setWeight": 1 + i % 99} for i in range(count)]}}
+
+
+def test_steps_inserted_are_bounded_and_the_denial_names_the_limit():
+    at_limit = mutate(request(rollout(strategy=_weights(MAX_INSERTED_STEPS))), BUILTIN)
+    assert at_limit.allowed
+    assert sum("/steps/" in op["path"] for op in at_limit.patch) == MAX_INSERTED_STEPS
+    over = mutate(request(rollout(strategy=_weights(MAX_INSERTED_STEPS + 1))), BUILTIN)
+    assert not over.allowed and over.patch == []
+    assert over.message == (
+        f"agentroll: spec.strategy.canary.steps: {MAX_INSERTED_STEPS + 1} steps to insert (one "
+        f"analysis step per setWeight below 100); agentroll inserts at most {MAX_INSERTED_STEPS} "
+        "analysis or default steps per Rollout (limit on the size of its mutation)"
+    )
+    # Steps that get no analysis cost nothing, however many there are.
+    flat = {"canary": {"steps": [{"setWeight": 100}] * 50_000}}
+    assert mutate(request(rollout(strategy=flat)), BUILTIN).allowed
+
+
+def test_policy_default_steps_count_towards_the_limit():
+    many = policy_from_spec({"defaultSteps": [{"setWeight": 10}, {"pause": {}}] * 40}, name="big")
+    decision = mutate(request(rollout(strategy={"canary": {}})), many)
+    assert not decision.allowed
+    assert decision.message.startswith(
+        "agentroll: spec.strategy.canary.steps: 120 steps to insert (policy 'big' defaultSteps")
