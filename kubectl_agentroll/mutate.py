@@ -143,31 +143,33 @@ def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef,
     return tuple(TemplateRef(n) for n in dict.fromkeys(names))
 
 
-def _is_weight_below_100(step: object) -> bool:
-    if not isinstance(step, dict) or "setWeight" not in step:
-        return False
-    weight = step["setWeight"]
-    return isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
-
-
-def analysis_positions(steps: Sequence) -> list[int]:
+def analysis_positions(steps: Sequence, limit: int | None = None) -> list[int]:
     """Where analysis steps go: after the pause that follows each setWeight below 100 (before the
     next setWeight; steps such as setCanaryScale or setHeaderRoute may come in between), else right
     after the setWeight. The pause is the observation window, so the gate judges what it gathered.
-    Positions are indices in the original list, ascending."""
-    positions = []
-    for i, step in enumerate(steps):
-        if not _is_weight_below_100(step):
+    Positions are indices in the original list, ascending; one pass, stopping once there are more
+    than `limit` (a Rollout may hold hundreds of thousands of steps)."""
+    positions: list[int] = []
+    most = len(steps) if limit is None else limit
+    waiting = None  # index of a setWeight below 100 whose pause has not come yet
+    for j, step in enumerate(steps):
+        if not isinstance(step, dict):
             continue
-        position = i + 1
-        for j in range(i + 1, len(steps)):
-            later = steps[j]
-            if isinstance(later, dict) and "setWeight" in later:
-                break
-            if isinstance(later, dict) and "pause" in later:
-                position = j + 1
-                break
-        positions.append(position)
+        if "setWeight" in step:
+            if waiting is not None:
+                positions.append(waiting + 1)
+                if len(positions) > most:
+                    return positions
+            weight = step["setWeight"]
+            below = isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
+            waiting = j if below else None
+        elif "pause" in step and waiting is not None:
+            positions.append(j + 1)
+            waiting = None
+            if len(positions) > most:
+                return positions
+    if waiting is not None:
+        positions.append(waiting + 1)
     return positions
 
 
@@ -190,8 +192,8 @@ def _check_inserted(count: int, what: str) -> None:
     if count > MAX_INSERTED_STEPS:
         raise AnnotationError(
             "spec.strategy.canary.steps",
-            f"{count} steps to insert ({what}); agentroll inserts at most {MAX_INSERTED_STEPS} "
-            "analysis or default steps per Rollout (limit on the size of its mutation)",
+            f"more than {MAX_INSERTED_STEPS} steps to insert ({what}); the webhook inserts at most "
+            f"{MAX_INSERTED_STEPS} per Rollout, a limit on the size of its mutation",
         )
 
 
@@ -200,7 +202,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
     steps = canary.get("steps")
     if steps is not None and (not isinstance(steps, list)):
         raise AnnotationError("spec.strategy.canary.steps", "expected a list")
-    step_list = [s for s in steps or []]
+    step_list = steps or []
     names = {t.name for t in templates}
     inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
     if policy.mode == ALWAYS_APPEND:
@@ -215,7 +217,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
     if not step_list:
         defaults = copy.deepcopy(list(policy.default_steps))
         gated = inject and not any("analysis" in s for s in defaults)
-        positions = analysis_positions(defaults) if gated else []
+        positions = analysis_positions(defaults, MAX_INSERTED_STEPS) if gated else []
         what = f"policy {policy.name!r} defaultSteps and their analysis"
         _check_inserted(len(defaults) + len(positions), what)
         for offset, position in enumerate(positions):
@@ -228,7 +230,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
 
     if not inject:
         return []
-    positions = analysis_positions(step_list)
+    positions = analysis_positions(step_list, MAX_INSERTED_STEPS)
     _check_inserted(len(positions), "one analysis step per setWeight below 100")
     ops = []
     for offset, position in enumerate(positions):

@@ -35,7 +35,14 @@ def main() -> None:
 @click.option("--cert-check-interval", default=2.0, show_default=True,
               help="Seconds between checks of the certificate files.")
 @click.option("--shutdown-timeout", default=10.0, show_default=True,
-              help="Seconds in-flight requests get to finish after SIGTERM.")
+              help="Seconds open connections get, in all, to finish their request after SIGTERM.")
+@click.option("--request-timeout", default=10.0, show_default=True,
+              help="Seconds a request gets from its first byte to its last response byte (and the "
+                   "TLS handshake); then the connection is closed. Keep it >= the "
+                   "MutatingWebhookConfiguration's timeoutSeconds.")
+@click.option("--idle-timeout", default=120.0, show_default=True,
+              help="Seconds an idle keep-alive connection stays open; above the API server's 90 s "
+                   "so that it, not the webhook, closes idle connections.")
 @click.option("--watch-policies/--no-watch-policies", default=None,
               help="Take policies from the cluster's AgentRollPolicies (list + watch). Default: on "
                    "when in-cluster or --kubeconfig is given, and no --policy-file.")
@@ -45,7 +52,8 @@ def main() -> None:
 @click.option("--resync-seconds", default=300.0, show_default=True,
               help="Relist policies and namespaces this often (--watch-policies).")
 def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
-          shutdown_timeout, watch_policies, kubeconfig, kube_context, resync_seconds) -> None:
+          shutdown_timeout, request_timeout, idle_timeout, watch_policies, kubeconfig, kube_context,
+          resync_seconds) -> None:
     """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
     import ssl
 
@@ -82,7 +90,8 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
             f"--tls-cert-file/--tls-private-key-file: cannot load the pair: {err}"
         ) from None
     try:
-        asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout))
+        asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout,
+                        request_timeout=request_timeout, idle_timeout=idle_timeout))
     except OSError as err:
         raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
 

@@ -329,9 +329,9 @@ def test_steps_inserted_are_bounded_and_the_denial_names_the_limit():
     over = mutate(request(rollout(strategy=_weights(MAX_INSERTED_STEPS + 1))), BUILTIN)
     assert not over.allowed and over.patch == []
     assert over.message == (
-        f"agentroll: spec.strategy.canary.steps: {MAX_INSERTED_STEPS + 1} steps to insert (one "
-        f"analysis step per setWeight below 100); agentroll inserts at most {MAX_INSERTED_STEPS} "
-        "analysis or default steps per Rollout (limit on the size of its mutation)"
+        f"agentroll: spec.strategy.canary.steps: more than {MAX_INSERTED_STEPS} steps to insert "
+        f"(one analysis step per setWeight below 100); the webhook inserts at most "
+        f"{MAX_INSERTED_STEPS} per Rollout, a limit on the size of its mutation"
     )
     # Steps that get no analysis cost nothing, however many there are.
     flat = {"canary": {"steps": [{"setWeight": 100}] * 50_000}}
@@ -343,4 +343,5 @@ def test_policy_default_steps_count_towards_the_limit():
     decision = mutate(request(rollout(strategy={"canary": {}})), many)
     assert not decision.allowed
     assert decision.message.startswith(
-        "agentroll: spec.strategy.canary.steps: 120 steps to insert (policy 'big' defaultSteps")
+        "agentroll: spec.strategy.canary.steps: more than 100 steps to insert (policy 'big' "
+        "defaultSteps")
