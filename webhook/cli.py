@@ -40,6 +40,9 @@ def main() -> None:
               help="Seconds a request gets from its first byte to its last response byte (and the "
                    "TLS handshake); then the connection is closed. Keep it >= the "
                    "MutatingWebhookConfiguration's timeoutSeconds.")
+@click.option("--metrics-port", type=int,
+              help="Also serve GET /metrics over plain HTTP on this port (for a NetworkPolicy that "
+                   "admits Prometheus to metrics only).")
 @click.option("--idle-timeout", default=120.0, show_default=True,
               help="Seconds an idle keep-alive connection stays open; above the API server's 90 s "
                    "so that it, not the webhook, closes idle connections.")
@@ -52,8 +55,8 @@ def main() -> None:
 @click.option("--resync-seconds", default=300.0, show_default=True,
               help="Relist policies and namespaces this often (--watch-policies).")
 def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
-          shutdown_timeout, request_timeout, idle_timeout, watch_policies, kubeconfig, kube_context,
-          resync_seconds) -> None:
+          shutdown_timeout, request_timeout, metrics_port, idle_timeout, watch_policies, kubeconfig,
+          kube_context, resync_seconds) -> None:
     """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
     import ssl
 
@@ -91,7 +94,8 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
         ) from None
     try:
         asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout,
-                        request_timeout=request_timeout, idle_timeout=idle_timeout))
+                        request_timeout=request_timeout, idle_timeout=idle_timeout,
+                        metrics_port=metrics_port))
     except OSError as err:
         raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
 

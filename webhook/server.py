@@ -147,10 +147,6 @@ def make_app(policies: PolicySource) -> web.Application:
             return web.Response(text="ok")
         return web.Response(text="policy snapshot not loaded yet", status=503)
 
-    async def metrics_handler(http_request: web.Request) -> web.Response:
-        metrics = http_request.app["recorder"].metrics
-        return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
-
     async def server_header(_: web.Request, response: web.StreamResponse) -> None:
         response.headers["Server"] = SERVER_HEADER
 
@@ -159,13 +155,31 @@ def make_app(policies: PolicySource) -> web.Application:
     app.router.add_post("/mutate", mutate_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics", _metrics)
     return app
+
+
+async def _metrics(http_request: web.Request) -> web.Response:
+    metrics = http_request.app["recorder"].metrics
+    return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _metrics_listener(recorder: Recorder, host: str, port: int) -> web.AppRunner:
+    """GET /metrics alone, plain HTTP, on its own port: a NetworkPolicy can then admit Prometheus
+    to it without admitting it to the admission port."""
+    app = web.Application()
+    app["recorder"] = recorder
+    app.router.add_get("/metrics", _metrics)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, keepalive_timeout=30)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
 
 
 async def serve(app: web.Application, host: str, port: int, tls: ReloadingTLS, *,
                 recorder: Recorder | None = None, shutdown_timeout: float = 10.0,
-                request_timeout: float = 10.0, idle_timeout: float = 120.0) -> None:
+                request_timeout: float = 10.0, idle_timeout: float = 120.0,
+                metrics_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop accepting and give open connections, in all,
     `shutdown_timeout` to finish the request they are receiving and to send its response."""
     recorder = recorder or Recorder()
@@ -179,8 +193,10 @@ async def serve(app: web.Application, host: str, port: int, tls: ReloadingTLS, *
     listener = await loop.create_server(factory, host, port, ssl=tls.context, backlog=1024,
                                         ssl_handshake_timeout=request_timeout,
                                         ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT)
+    metrics_runner = await _metrics_listener(recorder, host, metrics_port) if metrics_port else None
     watcher = asyncio.create_task(tls.watch())
-    log.info("serving https://%s:%d (TLS >= 1.2)", host, port)
+    log.info("serving https://%s:%d (TLS >= 1.2)%s", host, port,
+             f", metrics on http://{host}:{metrics_port}/metrics" if metrics_port else "")
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -202,4 +218,6 @@ async def serve(app: web.Application, host: str, port: int, tls: ReloadingTLS, *
     finally:
         watcher.cancel()
         await runner.cleanup()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         logging.getLogger("asyncio").removeFilter(flood)

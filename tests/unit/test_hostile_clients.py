@@ -7,6 +7,7 @@ right after. The server runs with short timeouts (1 s per request, 2 s idle) so 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from kubectl_agentroll.mutate import MAX_INSERTED_STEPS
 from tests.unit.rollouts import request, rollout
-from tests.unit.serverproc import Webhook
+from tests.unit.serverproc import Webhook, free_port
 
 TIMEOUTS = ("--request-timeout", "1", "--idle-timeout", "2")
 API_SERVER_LIMIT = 3 * 1024 * 1024
@@ -250,3 +251,19 @@ def test_descriptor_exhaustion_is_logged_at_a_bounded_rate_and_recovers(tmp_path
             assert time.monotonic() < deadline, "the server did not recover: " + server.output()[-2000:]
             time.sleep(0.2)
     server.stop()
+
+
+def test_metrics_port_serves_metrics_only_over_plain_http(tmp_path):
+    port = free_port()
+    server = Webhook(tmp_path, "--metrics-port", str(port))
+    try:
+        assert_still_serving(server)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert 'agentroll_webhook_requests_total{outcome="patched"} 1' in response.read().decode()
+        conn.request("POST", "/mutate", body=b"{}")
+        assert conn.getresponse().status == 404
+    finally:
+        server.stop()
