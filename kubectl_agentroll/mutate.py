@@ -306,6 +306,37 @@ def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> l
     return warnings
 
 
+# What the webhook writes on a pod template besides labels: the raw layers and the tool list.
+TEMPLATE_ANNOTATIONS = (*cv.VERSION_LABELS, cv.TOOLS)
+
+
+def strip_version(rollout: Mapping) -> Decision:
+    """A Rollout that is not opted in must not claim a composite version: version labels (and the
+    raw layers on its pod template) that a person wrote, or that an earlier opt-in left, would be
+    trusted by `status` and by the gates. Removed here, with a warning naming them."""
+    places = [(("metadata", "labels"), cv.VERSION_LABELS)]
+    spec = rollout.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
+        places += [(("spec", "template", "metadata", "labels"), cv.VERSION_LABELS),
+                   (("spec", "template", "metadata", "annotations"), TEMPLATE_ANNOTATIONS)]
+    ops, removed = [], []
+    for path, keys in places:
+        node: object = rollout
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for key in keys:
+                if key in node:
+                    ops.append({"op": "remove", "path": pointer(*path, key)})
+                    removed.append(f"{'.'.join(path)}[{key}]")
+    if not ops:
+        return Decision()
+    return Decision(patch=ops, warnings=[
+        f"agentroll: the Rollout is not opted in ({cv.INJECT}), so its composite version was "
+        f"removed: {', '.join(removed)}"
+    ])
+
+
 def mutate_rollout(
     rollout: Mapping, policy: Policy, old: Mapping | None = None
 ) -> Decision:
@@ -318,7 +349,7 @@ def mutate_rollout(
         if not isinstance(annotations, dict):
             raise AnnotationError("metadata.annotations", "expected a map")
         if not _opted_in(annotations, policy):
-            return Decision()
+            return strip_version(rollout)
         version = composite_of(rollout, policy.model_env_vars)
         templates = chosen_templates(annotations, policy)
         labels = version.labels()

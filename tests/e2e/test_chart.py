@@ -74,6 +74,7 @@ def test_default_render(cluster):
     (config,) = by_kind(docs, "MutatingWebhookConfiguration")
     (secret,) = by_kind(docs, "Secret")
     assert [h["name"] for h in config["webhooks"]] == ["annotated.rollouts.agentroll.dev",
+                                                     "labelled.rollouts.agentroll.dev",
                                                      "policy.rollouts.agentroll.dev"]
     for hook in config["webhooks"]:
         assert hook["rules"] == [{"apiGroups": ["argoproj.io"], "apiVersions": ["*"],
@@ -85,9 +86,9 @@ def test_default_render(cluster):
         assert expr["operator"] == "NotIn" and {"kube-system", RELEASE_NS} <= set(expr["values"])
         assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
         assert hook["clientConfig"]["service"]["name"] == WEBHOOK
-    # Annotated Rollouts fail closed in the webhook; the others fail open there and the
-    # policy-selected ones closed in the ValidatingAdmissionPolicy.
-    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Ignore"]
+    # Annotated and labelled Rollouts fail closed in the webhook; the others fail open there and
+    # the policy-selected ones closed in the ValidatingAdmissionPolicy.
+    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Fail", "Ignore"]
     assert {p["metadata"]["name"] for p in by_kind(docs, "ValidatingAdmissionPolicy")} == {
         f"{WEBHOOK}-composite-version", f"{WEBHOOK}-policy-selected"}
 
@@ -105,6 +106,12 @@ def test_default_render(cluster):
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["memory"]
     assert "--watch-policies" in container["args"]
+    assert "--request-timeout=5" in container["args"] and "--metrics-port=9090" in container["args"]
+    (netpol,) = by_kind(docs, "NetworkPolicy")
+    admission, metrics_rule = netpol["spec"]["ingress"]
+    assert admission["ports"] == [{"port": 8443, "protocol": "TCP"}] and "from" not in admission
+    assert metrics_rule["ports"] == [{"port": 9090, "protocol": "TCP"}] and metrics_rule["from"]
+    assert netpol["spec"]["podSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
 
     (role,) = by_kind(docs, "ClusterRole")
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"]
@@ -519,6 +526,59 @@ def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces
         point_to(urls)
     cluster.wait_for(lambda: attempt(namespaces["selected"]).returncode == 0, timeout=30,
                      what="admission back to normal")
+
+
+def test_label_integrity_no_unchecked_composite_version_reaches_storage(cluster, namespaces):
+    """A composite-version label that a person wrote is recomputed on an agent Rollout, removed
+    from one that is not opted in, and with no webhook answering, refused."""
+    forged = {"agentroll.dev/composite-version": "forged0001"}
+
+    def with_labels(name, annotations=None):
+        doc = yaml.safe_load(rollout(name, annotations=annotations))
+        doc["metadata"]["labels"] = dict(forged)
+        doc["spec"]["template"]["metadata"]["labels"].update(forged)
+        return yaml.safe_dump(doc)
+
+    real = dry_run(cluster, rollout("honest"), namespaces["selected"])
+    stored = dry_run(cluster, with_labels("honest"), namespaces["selected"])
+    version = real["metadata"]["labels"]["agentroll.dev/composite-version"]
+    assert stored["metadata"]["labels"]["agentroll.dev/composite-version"] == version != "forged0001"
+    assert stored["spec"]["template"]["metadata"]["labels"]["agentroll.dev/composite-version"] == version
+
+    for namespace, opt in ((namespaces["other"], None),
+                           (namespaces["selected"], {"agentroll.dev/inject": "false"})):
+        out = dry_run(cluster, with_labels("opted-out", opt), namespace)
+        assert "agentroll.dev/composite-version" not in out["metadata"].get("labels", {})
+        assert "agentroll.dev/composite-version" not in out["spec"]["template"]["metadata"]["labels"]
+
+    config = cluster.get_json("mutatingwebhookconfiguration", WEBHOOK)
+    urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
+    down = f"https://127.0.0.1:{_free_port()}/mutate"
+
+    def point_to(targets):
+        patch = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/url", "value": url}
+                 for i, url in enumerate(targets)]
+        cluster.kubectl("patch", "mutatingwebhookconfiguration", WEBHOOK, "--type=json",
+                        "-p", json.dumps(patch))
+
+    def attempt(namespace, manifest):
+        return cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
+                               check=False, input=manifest)
+
+    point_to([down] * len(urls))
+    try:
+        refused = cluster.wait_for(
+            lambda: (r := attempt(namespaces["other"], with_labels("forged"))).returncode != 0 and r,
+            timeout=30, what="a hand-labelled Rollout refused while the webhook is down")
+        assert "labelled.rollouts.agentroll.dev" in refused.stderr
+        refused = attempt(namespaces["selected"], with_labels("forged"))
+        assert refused.returncode != 0 and "labelled.rollouts.agentroll.dev" in refused.stderr
+        plain = attempt(namespaces["other"], rollout("plain"))
+        assert plain.returncode == 0, plain.stderr
+    finally:
+        point_to(urls)
+    cluster.wait_for(lambda: attempt(namespaces["selected"], rollout("back")).returncode == 0,
+                     timeout=30, what="admission back to normal")
 
 
 class FakePrometheus:
