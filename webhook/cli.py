@@ -102,30 +102,47 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
 
 @main.command()
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for ca.crt, tls.crt and tls.key (0600).")
+              help="Directory for ca.crt (the CA bundle), ca.key, tls.crt and tls.key (keys 0600).")
 @click.option("--dns-name", "dns_names", multiple=True,
               help="DNS SAN, e.g. agentroll-webhook.agentroll.svc (repeatable).")
 @click.option("--ip", "ips", multiple=True, help="IP SAN, e.g. 127.0.0.1 (repeatable).")
-@click.option("--days", default=365, show_default=True, help="Validity in days.")
+@click.option("--days", default=365, show_default=True, help="Validity of the serving certificate.")
+@click.option("--ca-days", default=3650, show_default=True, help="Validity of a new CA.")
 @click.option("--webhook-config", help="Also set this MutatingWebhookConfiguration's caBundle.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="For --webhook-config.")
 @click.option("--context", "kube_context", help="Kubeconfig context, for --webhook-config.")
-def certs(out_dir, dns_names, ips, days, webhook_config, kubeconfig, kube_context) -> None:
-    """Write a CA and a serving certificate signed by it, for the given SANs."""
+def certs(out_dir, dns_names, ips, days, ca_days, webhook_config, kubeconfig, kube_context) -> None:
+    """Write a CA and a serving certificate signed by it, for the given SANs; run it again to
+    renew.
+
+    A renewal keeps the CA (ca.key) and re-issues the serving certificate, so the CA bundle does
+    not change. When the CA nears its end, one renewal adds the next CA to the bundle and the
+    following one signs with it; the old CA stays in the bundle until it expires. Either way the
+    serving certificate verifies against the bundle from before and from after the renewal, so
+    the bundle and the serving pair may be updated in either order.
+
+    \b
+    Examples:
+      agentroll-webhook certs --out-dir certs --dns-name agentroll-webhook.agentroll.svc
+      agentroll-webhook certs --out-dir certs --ip 127.0.0.1 --webhook-config agentroll-webhook
+    """
     from webhook import certs as certmod
 
     try:
-        bundle = certmod.generate(list(dns_names), list(ips), days=days)
+        state = certmod.renew(certmod.load(out_dir), list(dns_names), list(ips), days=days,
+                              ca_days=ca_days)
     except ValueError as err:
         raise click.ClickException(f"--ip/--dns-name: {err}") from None
     try:
-        paths = certmod.write(bundle, out_dir)
+        paths = certmod.write(state, out_dir)
     except OSError as err:
         raise click.ClickException(f"--out-dir {out_dir}: {err.strerror}") from None
+    for event in state.events:
+        click.echo(event)
     for path in paths.values():
         click.echo(f"wrote {path}")
     if webhook_config:
-        _patch_ca_bundle(webhook_config, bundle.ca_pem, kubeconfig, kube_context)
+        _patch_ca_bundle(webhook_config, state.ca_pem, kubeconfig, kube_context)
         click.echo(f"set caBundle of mutatingwebhookconfiguration/{webhook_config}")
 
 

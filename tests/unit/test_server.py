@@ -31,8 +31,9 @@ def webhook(tmp_path):
 
 def test_certs_command_writes_ca_cert_and_private_key(tmp_path):
     out = make_certs(tmp_path / "c")
-    assert {p.name for p in out.iterdir()} == {"ca.crt", "tls.crt", "tls.key"}
+    assert {p.name for p in out.iterdir()} == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
     assert (out / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert (out / "ca.key").stat().st_mode & 0o777 == 0o600
     ctx = ssl.create_default_context(cafile=out / "ca.crt")
     assert ctx.cert_store_stats()["x509_ca"] == 1
 
