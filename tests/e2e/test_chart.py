@@ -277,6 +277,44 @@ def test_helm_upgrade_keeps_the_self_managed_certificate(cluster, installed):
     assert f"{WEBHOOK}.{RELEASE_NS}.svc" in names.get_values_for_type(x509.DNSName)
 
 
+def _secret_state(cluster) -> tuple[bytes, bytes, dict]:
+    tls = cluster.get_json("secret", f"{WEBHOOK}-tls", "-n", RELEASE_NS)["data"]
+    ca = cluster.get_json("secret", f"{WEBHOOK}-ca", "-n", RELEASE_NS)
+    return base64.b64decode(tls["ca.crt"]), base64.b64decode(tls["tls.crt"]), ca
+
+
+def _verifies(cert_pem: bytes, bundle_pem: bytes) -> bool:
+    x509 = pytest.importorskip("cryptography.x509")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    for ca in x509.load_pem_x509_certificates(bundle_pem):
+        try:
+            cert.verify_directly_issued_by(ca)
+            return True
+        except Exception:  # noqa: BLE001 - InvalidSignature, or another issuer
+            continue
+    return False
+
+
+def test_helm_upgrades_rotate_the_ca_through_an_overlap(cluster, installed):
+    """certs.days above what the CA has left (3650 + 30 days) makes the next upgrade add the next
+    CA to caBundle, still serving the old pair; the one after signs with it. Each serving
+    certificate verifies against the caBundle of the render before it and of its own."""
+    bundle0, cert0, _ = _secret_state(cluster)
+    cluster.helm("upgrade", *installed["helm_args"], "--set", "certs.days=3650")
+    bundle1, cert1, ca1 = _secret_state(cluster)
+    assert cert1 == cert0 and bundle1.count(b"BEGIN CERTIFICATE") == 2
+    assert "next.crt" in ca1["data"] and bundle1.startswith(bundle0)
+    cluster.helm("upgrade", *installed["helm_args"], "--set", "certs.days=3650")
+    bundle2, cert2, ca2 = _secret_state(cluster)
+    assert cert2 != cert1 and "previous.crt" in ca2["data"]
+    assert _verifies(cert2, bundle1) and _verifies(cert2, bundle2)
+    assert _verifies(cert1, bundle2), "the previous CA stays trusted"
+    assert not _verifies(cert2, bundle0), "the new pair is signed by the next CA"
+    config = render(cluster, "--set", "certs.days=365")  # without lookup: a fresh CA, one cert
+    (secret,) = [d for d in by_kind(config, "Secret") if d["metadata"]["name"].endswith("-tls")]
+    assert base64.b64decode(secret["data"]["ca.crt"]).count(b"BEGIN CERTIFICATE") == 1
+
+
 ROLLOUT = """
 apiVersion: argoproj.io/v1alpha1
 kind: Rollout
