@@ -128,6 +128,8 @@ def main() -> None:
     probe_body("amplification (one-line setWeight steps, all below 100)",
                fill([], {"setWeight": 5}), args.runs)
     largest = [{"setWeight": 1 + i % 99} for i in range(MAX_INSERTED_STEPS)]
+    probe_body(f"at the limit ({MAX_INSERTED_STEPS} gated steps, nothing else)",
+               review_body(largest), args.runs)
     probe_body(f"largest admissible ({MAX_INSERTED_STEPS} gated steps + setWeight 100 filler)",
                fill(largest, {"setWeight": 100}), args.runs)
     probe_stall(max(1, args.runs // 2))
