@@ -249,7 +249,8 @@ def model_from_env(container: Mapping | None, env_vars: Iterable[str]) -> str | 
     literal = {
         e.get("name"): e.get("value")
         for e in env
-        if isinstance(e, dict) and isinstance(e.get("value"), str) and e.get("value").strip()
+        if isinstance(e, dict) and isinstance(e.get("name"), str)
+        and isinstance(e.get("value"), str) and e.get("value").strip()
     }
     for name in env_vars:
         if name in literal:

@@ -20,6 +20,10 @@ from kubectl_agentroll.policy import ALWAYS_APPEND, Policy, TemplateRef, is_temp
 
 MUTATED_OPERATIONS = ("CREATE", "UPDATE")
 
+# Each inserted step is ~540 bytes of patch: without a bound, a 3 MiB Rollout of one-line
+# setWeight steps would make a response of over 100 MiB. Real canaries have a handful of steps.
+MAX_INSERTED_STEPS = 100
+
 
 @dataclass
 class Decision:
@@ -139,31 +143,33 @@ def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef,
     return tuple(TemplateRef(n) for n in dict.fromkeys(names))
 
 
-def _is_weight_below_100(step: object) -> bool:
-    if not isinstance(step, dict) or "setWeight" not in step:
-        return False
-    weight = step["setWeight"]
-    return isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
-
-
-def analysis_positions(steps: Sequence) -> list[int]:
+def analysis_positions(steps: Sequence, limit: int | None = None) -> list[int]:
     """Where analysis steps go: after the pause that follows each setWeight below 100 (before the
     next setWeight; steps such as setCanaryScale or setHeaderRoute may come in between), else right
     after the setWeight. The pause is the observation window, so the gate judges what it gathered.
-    Positions are indices in the original list, ascending."""
-    positions = []
-    for i, step in enumerate(steps):
-        if not _is_weight_below_100(step):
+    Positions are indices in the original list, ascending; one pass, stopping once there are more
+    than `limit` (a Rollout may hold hundreds of thousands of steps)."""
+    positions: list[int] = []
+    most = len(steps) if limit is None else limit
+    waiting = None  # index of a setWeight below 100 whose pause has not come yet
+    for j, step in enumerate(steps):
+        if not isinstance(step, dict):
             continue
-        position = i + 1
-        for j in range(i + 1, len(steps)):
-            later = steps[j]
-            if isinstance(later, dict) and "setWeight" in later:
-                break
-            if isinstance(later, dict) and "pause" in later:
-                position = j + 1
-                break
-        positions.append(position)
+        if "setWeight" in step:
+            if waiting is not None:
+                positions.append(waiting + 1)
+                if len(positions) > most:
+                    return positions
+            weight = step["setWeight"]
+            below = isinstance(weight, int) and not isinstance(weight, bool) and weight < 100
+            waiting = j if below else None
+        elif "pause" in step and waiting is not None:
+            positions.append(j + 1)
+            waiting = None
+            if len(positions) > most:
+                return positions
+    if waiting is not None:
+        positions.append(waiting + 1)
     return positions
 
 
@@ -173,7 +179,22 @@ def _references(analysis: object, names: set[str]) -> bool:
     templates = analysis.get("templates")
     if not isinstance(templates, Sequence):
         return False
-    return any(isinstance(t, dict) and t.get("templateName") in names for t in templates)
+    return any(_template_name(t) in names for t in templates)
+
+
+def _template_name(ref: object) -> str | None:
+    """A reference's templateName when it is a string; user objects may hold anything there."""
+    name = ref.get("templateName") if isinstance(ref, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _check_inserted(count: int, what: str) -> None:
+    if count > MAX_INSERTED_STEPS:
+        raise AnnotationError(
+            "spec.strategy.canary.steps",
+            f"more than {MAX_INSERTED_STEPS} steps to insert ({what}); the webhook inserts at most "
+            f"{MAX_INSERTED_STEPS} per Rollout, a limit on the size of its mutation",
+        )
 
 
 def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy) -> list[dict]:
@@ -181,7 +202,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
     steps = canary.get("steps")
     if steps is not None and (not isinstance(steps, list)):
         raise AnnotationError("spec.strategy.canary.steps", "expected a list")
-    step_list = [s for s in steps or []]
+    step_list = steps or []
     names = {t.name for t in templates}
     inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
     if policy.mode == ALWAYS_APPEND:
@@ -195,9 +216,12 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
 
     if not step_list:
         defaults = copy.deepcopy(list(policy.default_steps))
-        if inject and not any("analysis" in s for s in defaults):
-            for offset, position in enumerate(analysis_positions(defaults)):
-                defaults.insert(position + offset, step())
+        gated = inject and not any("analysis" in s for s in defaults)
+        positions = analysis_positions(defaults, MAX_INSERTED_STEPS) if gated else []
+        what = f"policy {policy.name!r} defaultSteps and their analysis"
+        _check_inserted(len(defaults) + len(positions), what)
+        for offset, position in enumerate(positions):
+            defaults.insert(position + offset, step())
         if not defaults:
             return []
         if steps is None:
@@ -206,8 +230,10 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
 
     if not inject:
         return []
+    positions = analysis_positions(step_list, MAX_INSERTED_STEPS)
+    _check_inserted(len(positions), "one analysis step per setWeight below 100")
     ops = []
-    for offset, position in enumerate(analysis_positions(step_list)):
+    for offset, position in enumerate(positions):
         index = position + offset
         end = position == len(step_list)
         ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step()})
@@ -229,13 +255,14 @@ def blue_green_ops(
     present = existing.get("templates")
     if not isinstance(present, list):
         return []
-    names = {t.get("templateName") for t in present if isinstance(t, dict)}
+    names = {_template_name(t) for t in present}
     for ref in templates:
         if ref.name not in names:
             ops.append({"op": "add", "path": pointer(*base, "templates", "-"), "value": ref.to_argo()})
     if ops:
         args = existing.get("args")
-        have = {a.get("name") for a in args if isinstance(a, dict)} if isinstance(args, list) else set()
+        listed = args if isinstance(args, list) else []
+        have = {a.get("name") for a in listed if isinstance(a, dict) and isinstance(a.get("name"), str)}
         missing = [a for a in analysis_args(policy) if a["name"] not in have]
         if args is None:
             ops.append({"op": "add", "path": pointer(*base, "args"), "value": missing})
@@ -279,6 +306,37 @@ def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> l
     return warnings
 
 
+# What the webhook writes on a pod template besides labels: the raw layers and the tool list.
+TEMPLATE_ANNOTATIONS = (*cv.VERSION_LABELS, cv.TOOLS)
+
+
+def strip_version(rollout: Mapping) -> Decision:
+    """A Rollout that is not opted in must not claim a composite version: version labels (and the
+    raw layers on its pod template) that a person wrote, or that an earlier opt-in left, would be
+    trusted by `status` and by the gates. Removed here, with a warning naming them."""
+    places = [(("metadata", "labels"), cv.VERSION_LABELS)]
+    spec = rollout.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
+        places += [(("spec", "template", "metadata", "labels"), cv.VERSION_LABELS),
+                   (("spec", "template", "metadata", "annotations"), TEMPLATE_ANNOTATIONS)]
+    ops, removed = [], []
+    for path, keys in places:
+        node: object = rollout
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for key in keys:
+                if key in node:
+                    ops.append({"op": "remove", "path": pointer(*path, key)})
+                    removed.append(f"{'.'.join(path)}[{key}]")
+    if not ops:
+        return Decision()
+    return Decision(patch=ops, warnings=[
+        f"agentroll: the Rollout is not opted in ({cv.INJECT}), so its composite version was "
+        f"removed: {', '.join(removed)}"
+    ])
+
+
 def mutate_rollout(
     rollout: Mapping, policy: Policy, old: Mapping | None = None
 ) -> Decision:
@@ -291,7 +349,7 @@ def mutate_rollout(
         if not isinstance(annotations, dict):
             raise AnnotationError("metadata.annotations", "expected a map")
         if not _opted_in(annotations, policy):
-            return Decision()
+            return strip_version(rollout)
         version = composite_of(rollout, policy.model_env_vars)
         templates = chosen_templates(annotations, policy)
         labels = version.labels()

@@ -35,7 +35,17 @@ def main() -> None:
 @click.option("--cert-check-interval", default=2.0, show_default=True,
               help="Seconds between checks of the certificate files.")
 @click.option("--shutdown-timeout", default=10.0, show_default=True,
-              help="Seconds in-flight requests get to finish after SIGTERM.")
+              help="Seconds open connections get, in all, to finish their request after SIGTERM.")
+@click.option("--request-timeout", default=10.0, show_default=True,
+              help="Seconds a request gets from its first byte to its last response byte (and the "
+                   "TLS handshake); then the connection is closed. Keep it >= the "
+                   "MutatingWebhookConfiguration's timeoutSeconds.")
+@click.option("--metrics-port", type=int,
+              help="Also serve GET /metrics over plain HTTP on this port (for a NetworkPolicy that "
+                   "admits Prometheus to metrics only).")
+@click.option("--idle-timeout", default=120.0, show_default=True,
+              help="Seconds an idle keep-alive connection stays open; above the API server's 90 s "
+                   "so that it, not the webhook, closes idle connections.")
 @click.option("--watch-policies/--no-watch-policies", default=None,
               help="Take policies from the cluster's AgentRollPolicies (list + watch). Default: on "
                    "when in-cluster or --kubeconfig is given, and no --policy-file.")
@@ -45,7 +55,8 @@ def main() -> None:
 @click.option("--resync-seconds", default=300.0, show_default=True,
               help="Relist policies and namespaces this often (--watch-policies).")
 def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
-          shutdown_timeout, watch_policies, kubeconfig, kube_context, resync_seconds) -> None:
+          shutdown_timeout, request_timeout, metrics_port, idle_timeout, watch_policies, kubeconfig,
+          kube_context, resync_seconds) -> None:
     """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
     import ssl
 
@@ -82,37 +93,56 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
             f"--tls-cert-file/--tls-private-key-file: cannot load the pair: {err}"
         ) from None
     try:
-        asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout))
+        asyncio.run(run(make_app(policies), host, port, tls, shutdown_timeout=shutdown_timeout,
+                        request_timeout=request_timeout, idle_timeout=idle_timeout,
+                        metrics_port=metrics_port))
     except OSError as err:
         raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
 
 
 @main.command()
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for ca.crt, tls.crt and tls.key (0600).")
+              help="Directory for ca.crt (the CA bundle), ca.key, tls.crt and tls.key (keys 0600).")
 @click.option("--dns-name", "dns_names", multiple=True,
               help="DNS SAN, e.g. agentroll-webhook.agentroll.svc (repeatable).")
 @click.option("--ip", "ips", multiple=True, help="IP SAN, e.g. 127.0.0.1 (repeatable).")
-@click.option("--days", default=365, show_default=True, help="Validity in days.")
+@click.option("--days", default=365, show_default=True, help="Validity of the serving certificate.")
+@click.option("--ca-days", default=3650, show_default=True, help="Validity of a new CA.")
 @click.option("--webhook-config", help="Also set this MutatingWebhookConfiguration's caBundle.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="For --webhook-config.")
 @click.option("--context", "kube_context", help="Kubeconfig context, for --webhook-config.")
-def certs(out_dir, dns_names, ips, days, webhook_config, kubeconfig, kube_context) -> None:
-    """Write a CA and a serving certificate signed by it, for the given SANs."""
+def certs(out_dir, dns_names, ips, days, ca_days, webhook_config, kubeconfig, kube_context) -> None:
+    """Write a CA and a serving certificate signed by it, for the given SANs; run it again to
+    renew.
+
+    A renewal keeps the CA (ca.key) and re-issues the serving certificate, so the CA bundle does
+    not change. When the CA nears its end, one renewal adds the next CA to the bundle and the
+    following one signs with it; the old CA stays in the bundle until it expires. Either way the
+    serving certificate verifies against the bundle from before and from after the renewal, so
+    the bundle and the serving pair may be updated in either order.
+
+    \b
+    Examples:
+      agentroll-webhook certs --out-dir certs --dns-name agentroll-webhook.agentroll.svc
+      agentroll-webhook certs --out-dir certs --ip 127.0.0.1 --webhook-config agentroll-webhook
+    """
     from webhook import certs as certmod
 
     try:
-        bundle = certmod.generate(list(dns_names), list(ips), days=days)
+        state = certmod.renew(certmod.load(out_dir), list(dns_names), list(ips), days=days,
+                              ca_days=ca_days)
     except ValueError as err:
         raise click.ClickException(f"--ip/--dns-name: {err}") from None
     try:
-        paths = certmod.write(bundle, out_dir)
+        paths = certmod.write(state, out_dir)
     except OSError as err:
         raise click.ClickException(f"--out-dir {out_dir}: {err.strerror}") from None
+    for event in state.events:
+        click.echo(event)
     for path in paths.values():
         click.echo(f"wrote {path}")
     if webhook_config:
-        _patch_ca_bundle(webhook_config, bundle.ca_pem, kubeconfig, kube_context)
+        _patch_ca_bundle(webhook_config, state.ca_pem, kubeconfig, kube_context)
         click.echo(f"set caBundle of mutatingwebhookconfiguration/{webhook_config}")
 
 

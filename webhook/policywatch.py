@@ -346,7 +346,13 @@ class PolicyWatch:
                 self._stop.wait(delay)
 
     def _list_and_watch(self, resource: Resource) -> None:
-        """List, then watch from the list's resourceVersion until the resync period is over."""
+        """List, then watch from the list's resourceVersion until the resync period is over.
+
+        With `timeout_seconds` the client's `Watch.stream` makes one request: the API server ends it
+        after that many seconds and the loop here watches again from the last resourceVersion. An
+        ERROR event reaches us as ApiException (410 Gone: relist); anything else goes to `_run`,
+        which backs off and relists. `_request_timeout` ends a watch whose server went silent.
+        """
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
 
@@ -355,47 +361,25 @@ class PolicyWatch:
         resource.on_list(body.get("items") or [])
         version = (body.get("metadata") or {}).get("resourceVersion")
         relist_at = time.monotonic() + self.resync
-        while not self._stop.is_set() and time.monotonic() < relist_at:
-            w = watch.Watch()
-            timeout = max(1, min(self.watch_timeout, int(relist_at - time.monotonic())))
-            # The client's stream reconnects by itself when the server ends a watch, so the watch
-            # is ended from here when `timeout` is over (even when no event arrives): Watch.stop()
-            # shuts the socket, which the reading side sees as an error - an expected one.
-            ended = threading.Event()
-
-            def end(w=w, ended=ended) -> None:
-                ended.set()
-                w.stop()
-
-            timer = threading.Timer(timeout, end)
-            timer.daemon = True
-            timer.start()
+        while not self._stop.is_set():
+            timeout = int(min(self.watch_timeout, relist_at - time.monotonic()))
+            if timeout < 1:
+                return
             try:
-                for event in w.stream(resource.list_fn, resource_version=version,
-                                      timeout_seconds=timeout + 10, allow_watch_bookmarks=True,
-                                      _request_timeout=timeout + 40):
+                for event in watch.Watch().stream(
+                        resource.list_fn, resource_version=version, timeout_seconds=timeout,
+                        allow_watch_bookmarks=True, _request_timeout=timeout + 30):
                     kind, obj = event["type"], event["raw_object"]
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:
-                            log.info("%s watch expired (410 Gone); relisting", resource.name)
-                            return
-                        raise RuntimeError(f"watch error: {obj.get('message')}")
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if kind != "BOOKMARK":
                         resource.on_event(kind, obj)
-                    if self._stop.is_set() or ended.is_set():
-                        break
+                    if self._stop.is_set():
+                        return
             except ApiException as err:
                 if err.status == 410:
+                    log.info("%s watch expired (410 Gone); relisting", resource.name)
                     return
-                if not ended.is_set():
-                    raise
-            except Exception:
-                if not (ended.is_set() or self._stop.is_set()):
-                    raise
-            finally:
-                timer.cancel()
-                w.stop()
+                raise
 
 
 def make_watch(kubeconfig: str | None = None, context: str | None = None, **kwargs) -> PolicyWatch:

@@ -42,14 +42,15 @@ def ensure_pki(p: Paths) -> None:
         shutil.rmtree(p.pki)
     p.pki.mkdir(parents=True)
     os.chmod(p.pki, 0o700)
-    ca = certs.new_ca("agentroll-local-ca", days=3650)
-    files = {"ca.crt": ca.cert_pem, "ca.key": ca.key_pem}
-    server = certs.issue(ca, "kube-apiserver", dns_names=APISERVER_DNS, ips=["127.0.0.1", "::1", SERVICE_IP],
-                         days=3650)
-    files |= {"apiserver.crt": server.cert_pem, "apiserver.key": server.key_pem}
+    pem = certs.PEM
+    ca, ca_key = certs.new_ca("agentroll-local-ca", days=3650)
+    files = {"ca.crt": ca.public_bytes(pem), "ca.key": certs.key_pem(ca_key)}
+    cert, key = certs.issue(ca, ca_key, "kube-apiserver", dns_names=APISERVER_DNS,
+                            ips=["127.0.0.1", "::1", SERVICE_IP], days=3650)
+    files |= {"apiserver.crt": cert.public_bytes(pem), "apiserver.key": certs.key_pem(key)}
     for stem, (cn, org) in CLIENTS.items():
-        client = certs.issue(ca, cn, organization=org, client=True, days=3650)
-        files |= {f"{stem}.crt": client.cert_pem, f"{stem}.key": client.key_pem}
+        cert, key = certs.issue(ca, ca_key, cn, organization=org, client=True, days=3650)
+        files |= {f"{stem}.crt": cert.public_bytes(pem), f"{stem}.key": certs.key_pem(key)}
     sa_key, sa_pub = certs.new_signing_key()
     files |= {"sa.key": sa_key, "sa.pub": sa_pub}
     for name, data in files.items():

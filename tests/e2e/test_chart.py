@@ -75,6 +75,7 @@ def test_default_render(cluster):
     (config,) = by_kind(docs, "MutatingWebhookConfiguration")
     (secret,) = by_kind(docs, "Secret")
     assert [h["name"] for h in config["webhooks"]] == ["annotated.rollouts.agentroll.dev",
+                                                     "labelled.rollouts.agentroll.dev",
                                                      "policy.rollouts.agentroll.dev"]
     for hook in config["webhooks"]:
         assert hook["rules"] == [{"apiGroups": ["argoproj.io"], "apiVersions": ["*"],
@@ -86,9 +87,9 @@ def test_default_render(cluster):
         assert expr["operator"] == "NotIn" and {"kube-system", RELEASE_NS} <= set(expr["values"])
         assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
         assert hook["clientConfig"]["service"]["name"] == WEBHOOK
-    # Annotated Rollouts fail closed in the webhook; the others fail open there and the
-    # policy-selected ones closed in the ValidatingAdmissionPolicy.
-    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Ignore"]
+    # Annotated and labelled Rollouts fail closed in the webhook; the others fail open there and
+    # the policy-selected ones closed in the ValidatingAdmissionPolicy.
+    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Fail", "Ignore"]
     assert {p["metadata"]["name"] for p in by_kind(docs, "ValidatingAdmissionPolicy")} == {
         f"{WEBHOOK}-composite-version", f"{WEBHOOK}-policy-selected"}
 
@@ -106,6 +107,12 @@ def test_default_render(cluster):
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["memory"]
     assert "--watch-policies" in container["args"]
+    assert "--request-timeout=5" in container["args"] and "--metrics-port=9090" in container["args"]
+    (netpol,) = by_kind(docs, "NetworkPolicy")
+    admission, metrics_rule = netpol["spec"]["ingress"]
+    assert admission["ports"] == [{"port": 8443, "protocol": "TCP"}] and "from" not in admission
+    assert metrics_rule["ports"] == [{"port": 9090, "protocol": "TCP"}] and metrics_rule["from"]
+    assert netpol["spec"]["podSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
 
     (role,) = by_kind(docs, "ClusterRole")
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"]
@@ -269,6 +276,44 @@ def test_helm_upgrade_keeps_the_self_managed_certificate(cluster, installed):
     cert = x509.load_pem_x509_certificate(base64.b64decode(after["tls.crt"]))
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert f"{WEBHOOK}.{RELEASE_NS}.svc" in names.get_values_for_type(x509.DNSName)
+
+
+def _secret_state(cluster) -> tuple[bytes, bytes, dict]:
+    tls = cluster.get_json("secret", f"{WEBHOOK}-tls", "-n", RELEASE_NS)["data"]
+    ca = cluster.get_json("secret", f"{WEBHOOK}-ca", "-n", RELEASE_NS)
+    return base64.b64decode(tls["ca.crt"]), base64.b64decode(tls["tls.crt"]), ca
+
+
+def _verifies(cert_pem: bytes, bundle_pem: bytes) -> bool:
+    x509 = pytest.importorskip("cryptography.x509")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    for ca in x509.load_pem_x509_certificates(bundle_pem):
+        try:
+            cert.verify_directly_issued_by(ca)
+            return True
+        except Exception:  # noqa: BLE001 - InvalidSignature, or another issuer
+            continue
+    return False
+
+
+def test_helm_upgrades_rotate_the_ca_through_an_overlap(cluster, installed):
+    """certs.days above what the CA has left (3650 + 30 days) makes the next upgrade add the next
+    CA to caBundle, still serving the old pair; the one after signs with it. Each serving
+    certificate verifies against the caBundle of the render before it and of its own."""
+    bundle0, cert0, _ = _secret_state(cluster)
+    cluster.helm("upgrade", *installed["helm_args"], "--set", "certs.days=3650")
+    bundle1, cert1, ca1 = _secret_state(cluster)
+    assert cert1 == cert0 and bundle1.count(b"BEGIN CERTIFICATE") == 2
+    assert "next.crt" in ca1["data"] and bundle1.startswith(bundle0)
+    cluster.helm("upgrade", *installed["helm_args"], "--set", "certs.days=3650")
+    bundle2, cert2, ca2 = _secret_state(cluster)
+    assert cert2 != cert1 and "previous.crt" in ca2["data"]
+    assert _verifies(cert2, bundle1) and _verifies(cert2, bundle2)
+    assert _verifies(cert1, bundle2), "the previous CA stays trusted"
+    assert not _verifies(cert2, bundle0), "the new pair is signed by the next CA"
+    config = render(cluster, "--set", "certs.days=365")  # without lookup: a fresh CA, one cert
+    (secret,) = [d for d in by_kind(config, "Secret") if d["metadata"]["name"].endswith("-tls")]
+    assert base64.b64decode(secret["data"]["ca.crt"]).count(b"BEGIN CERTIFICATE") == 1
 
 
 ROLLOUT = """
@@ -520,6 +565,59 @@ def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces
         point_to(urls)
     cluster.wait_for(lambda: attempt(namespaces["selected"]).returncode == 0, timeout=30,
                      what="admission back to normal")
+
+
+def test_label_integrity_no_unchecked_composite_version_reaches_storage(cluster, namespaces):
+    """A composite-version label that a person wrote is recomputed on an agent Rollout, removed
+    from one that is not opted in, and with no webhook answering, refused."""
+    forged = {"agentroll.dev/composite-version": "forged0001"}
+
+    def with_labels(name, annotations=None):
+        doc = yaml.safe_load(rollout(name, annotations=annotations))
+        doc["metadata"]["labels"] = dict(forged)
+        doc["spec"]["template"]["metadata"]["labels"].update(forged)
+        return yaml.safe_dump(doc)
+
+    real = dry_run(cluster, rollout("honest"), namespaces["selected"])
+    stored = dry_run(cluster, with_labels("honest"), namespaces["selected"])
+    version = real["metadata"]["labels"]["agentroll.dev/composite-version"]
+    assert stored["metadata"]["labels"]["agentroll.dev/composite-version"] == version != "forged0001"
+    assert stored["spec"]["template"]["metadata"]["labels"]["agentroll.dev/composite-version"] == version
+
+    for namespace, opt in ((namespaces["other"], None),
+                           (namespaces["selected"], {"agentroll.dev/inject": "false"})):
+        out = dry_run(cluster, with_labels("opted-out", opt), namespace)
+        assert "agentroll.dev/composite-version" not in out["metadata"].get("labels", {})
+        assert "agentroll.dev/composite-version" not in out["spec"]["template"]["metadata"]["labels"]
+
+    config = cluster.get_json("mutatingwebhookconfiguration", WEBHOOK)
+    urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
+    down = f"https://127.0.0.1:{_free_port()}/mutate"
+
+    def point_to(targets):
+        patch = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/url", "value": url}
+                 for i, url in enumerate(targets)]
+        cluster.kubectl("patch", "mutatingwebhookconfiguration", WEBHOOK, "--type=json",
+                        "-p", json.dumps(patch))
+
+    def attempt(namespace, manifest):
+        return cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
+                               check=False, input=manifest)
+
+    point_to([down] * len(urls))
+    try:
+        refused = cluster.wait_for(
+            lambda: (r := attempt(namespaces["other"], with_labels("forged"))).returncode != 0 and r,
+            timeout=30, what="a hand-labelled Rollout refused while the webhook is down")
+        assert "labelled.rollouts.agentroll.dev" in refused.stderr
+        refused = attempt(namespaces["selected"], with_labels("forged"))
+        assert refused.returncode != 0 and "labelled.rollouts.agentroll.dev" in refused.stderr
+        plain = attempt(namespaces["other"], rollout("plain"))
+        assert plain.returncode == 0, plain.stderr
+    finally:
+        point_to(urls)
+    cluster.wait_for(lambda: attempt(namespaces["selected"], rollout("back")).returncode == 0,
+                     timeout=30, what="admission back to normal")
 
 
 GATED_ROLLOUT = """

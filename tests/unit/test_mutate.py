@@ -4,7 +4,7 @@ import jsonpatch
 import pytest
 
 from kubectl_agentroll import composite as cv
-from kubectl_agentroll.mutate import analysis_positions, mutate, pointer
+from kubectl_agentroll.mutate import MAX_INSERTED_STEPS, analysis_positions, mutate, pointer
 from kubectl_agentroll.policy import ALWAYS_APPEND, BUILTIN, Policy, TemplateRef, policy_from_spec
 from tests.unit.rollouts import AGENT, request, rollout
 
@@ -316,3 +316,72 @@ def test_malformed_objects_are_denied_or_handled_never_raise(mangle):
         jsonpatch.apply_patch(obj, decision.patch)
     else:
         assert decision.message.startswith("agentroll: ")
+
+
+def _weights(count: int) -> dict:
+    return {"canary": {"steps": [{"setWeight": 1 + i % 99} for i in range(count)]}}
+
+
+def test_steps_inserted_are_bounded_and_the_denial_names_the_limit():
+    at_limit = mutate(request(rollout(strategy=_weights(MAX_INSERTED_STEPS))), BUILTIN)
+    assert at_limit.allowed
+    assert sum("/steps/" in op["path"] for op in at_limit.patch) == MAX_INSERTED_STEPS
+    over = mutate(request(rollout(strategy=_weights(MAX_INSERTED_STEPS + 1))), BUILTIN)
+    assert not over.allowed and over.patch == []
+    assert over.message == (
+        f"agentroll: spec.strategy.canary.steps: more than {MAX_INSERTED_STEPS} steps to insert "
+        f"(one analysis step per setWeight below 100); the webhook inserts at most "
+        f"{MAX_INSERTED_STEPS} per Rollout, a limit on the size of its mutation"
+    )
+    # Steps that get no analysis cost nothing, however many there are.
+    flat = {"canary": {"steps": [{"setWeight": 100}] * 50_000}}
+    assert mutate(request(rollout(strategy=flat)), BUILTIN).allowed
+
+
+def test_policy_default_steps_count_towards_the_limit():
+    many = policy_from_spec({"defaultSteps": [{"setWeight": 10}, {"pause": {}}] * 40}, name="big")
+    decision = mutate(request(rollout(strategy={"canary": {}})), many)
+    assert not decision.allowed
+    assert decision.message.startswith(
+        "agentroll: spec.strategy.canary.steps: more than 100 steps to insert (policy 'big' "
+        "defaultSteps")
+
+
+def test_opting_out_removes_the_composite_version_the_webhook_wrote():
+    injected = jsonpatch.apply_patch(rollout(), mutate(request(rollout()), BUILTIN).patch)
+    injected["metadata"]["annotations"][cv.INJECT] = "false"
+    decision = mutate(request(injected, "UPDATE", old=injected), BUILTIN)
+    assert decision.allowed and all(op["op"] == "remove" for op in decision.patch)
+    out = jsonpatch.apply_patch(injected, decision.patch)
+    template = out["spec"]["template"]["metadata"]
+    for labels in (out["metadata"].get("labels", {}), template["labels"]):
+        assert not set(labels) & set(cv.VERSION_LABELS)
+    assert template["labels"] == {"app": "support-agent"}
+    assert not any(key.startswith(cv.PREFIX) for key in template.get("annotations", {}))
+    assert out["spec"]["strategy"] == injected["spec"]["strategy"], "steps are the user's now"
+    assert decision.warnings == [
+        "agentroll: the Rollout is not opted in (agentroll.dev/inject), so its composite version "
+        "was removed: " + ", ".join(
+            [f"metadata.labels[{k}]" for k in cv.VERSION_LABELS]
+            + [f"spec.template.metadata.labels[{k}]" for k in cv.VERSION_LABELS]
+            + [f"spec.template.metadata.annotations[{k}]" for k in (*cv.VERSION_LABELS, cv.TOOLS)])
+    ]
+    assert mutate(request(out), BUILTIN).patch == []
+
+
+def test_hand_written_composite_label_on_a_rollout_that_is_not_opted_in_is_removed():
+    obj = rollout(annotations={})
+    obj["metadata"]["labels"] = {cv.COMPOSITE_VERSION: "forged0001", "team": "a"}
+    decision = mutate(request(obj), BUILTIN)
+    assert decision.patch == [{"op": "remove", "path": "/metadata/labels/agentroll.dev~1composite-version"}]
+    assert jsonpatch.apply_patch(obj, decision.patch)["metadata"]["labels"] == {"team": "a"}
+
+
+def test_hand_written_composite_label_on_an_agent_rollout_is_recomputed():
+    obj = rollout()
+    obj["metadata"]["labels"] = {cv.COMPOSITE_VERSION: "forged0001"}
+    obj["spec"]["template"]["metadata"]["labels"][cv.COMPOSITE_VERSION] = "forged0001"
+    decision = mutate(request(obj), BUILTIN)
+    out = jsonpatch.apply_patch(obj, decision.patch)
+    assert out["metadata"]["labels"][cv.COMPOSITE_VERSION] == decision.version.composite != "forged0001"
+    assert out["spec"]["template"]["metadata"]["labels"][cv.COMPOSITE_VERSION] == decision.version.composite

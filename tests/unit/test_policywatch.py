@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from kubectl_agentroll.policy import BUILTIN, PolicyError, policy_from_spec, resolve
-from webhook.policywatch import PolicyIndex, PolicyWatch, policy_from_object
+from webhook.policywatch import PolicyIndex, PolicyWatch, Resource, policy_from_object
 
 
 def obj(name, spec=None, rv="1"):
@@ -177,3 +178,124 @@ def test_serve_names_an_unusable_kubeconfig(tmp_path):
         "--kubeconfig", str(tmp_path / "kubeconfig")])
     assert result.exit_code != 0
     assert "--watch-policies: kubeconfig:" in result.output
+
+
+# -- the list + watch loop against the real `kubernetes` Watch, over a scripted transport ----------
+
+
+class _Response:
+    """What a `_preload_content=False` call returns: a list body, or a watch stream of lines."""
+
+    def __init__(self, data: bytes = b"", lines: list[dict] = ()):
+        self.status, self.data, self.lines = 200, data, list(lines)
+
+    def stream(self, amt=None, decode_content=False):
+        for line in self.lines:
+            yield (json.dumps(line) + "\n").encode()
+
+    def close(self):
+        pass
+
+    def release_conn(self):
+        pass
+
+
+class _Api:
+    """A list function: each call takes the next scripted list body or watch stream."""
+
+    def __init__(self, lists: list[dict], watches: list[list[dict]], on_exhausted=None):
+        self.lists, self.watches, self.on_exhausted = list(lists), list(watches), on_exhausted
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs):
+        """:return: object"""
+        self.calls.append(kwargs)
+        if kwargs.get("watch"):
+            if not self.watches:
+                self.on_exhausted()
+                return _Response()
+            return _Response(lines=self.watches.pop(0))
+        return _Response(data=json.dumps(self.lists.pop(0)).encode())
+
+
+def _event(kind, name, rv):
+    return {"type": kind, "object": {"metadata": {"name": name, "resourceVersion": rv,
+                                                  "labels": {"kubernetes.io/metadata.name": name}}}}
+
+
+def _run_namespaces(api: _Api, watch: PolicyWatch) -> None:
+    resource = Resource("namespaces", api, watch.apply_namespace_list, watch.apply_namespace_event)
+    watch._list_and_watch(resource)
+
+
+def test_a_watch_the_server_ends_is_resumed_from_the_last_resource_version():
+    watch = PolicyWatch(events=False, watch_timeout=60)
+    api = _Api(
+        lists=[{"metadata": {"resourceVersion": "10"}, "items": []}],
+        watches=[[_event("ADDED", "team-a", "11")],            # ends: the server's timeout
+                 [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "12"}}}],
+                 [_event("DELETED", "team-a", "13")]],
+        on_exhausted=watch._stop.set,
+    )
+    _run_namespaces(api, watch)
+    watches = [c for c in api.calls if c.get("watch")]
+    assert [c["resource_version"] for c in watches] == ["10", "11", "12", "13"]
+    assert all(c["timeout_seconds"] == 60 for c in watches)
+    assert len(api.calls) - len(watches) == 1, "a watch that ends is not a reason to relist"
+    assert "team-a" not in watch.index.namespaces
+
+
+def test_410_gone_ends_the_watch_for_a_relist():
+    watch = PolicyWatch(events=False)
+    api = _Api(lists=[{"metadata": {"resourceVersion": "5"}, "items": []}],
+               watches=[[_event("ADDED", "team-a", "6"),
+                         {"type": "ERROR", "object": {"code": 410, "reason": "Expired",
+                                                      "message": "too old resource version"}}]])
+    _run_namespaces(api, watch)  # returns, so that _run lists again
+    assert "team-a" in watch.index.namespaces
+
+
+def test_other_error_events_go_to_the_backoff_loop():
+    from kubernetes.client.exceptions import ApiException
+
+    watch = PolicyWatch(events=False)
+    api = _Api(lists=[{"metadata": {"resourceVersion": "5"}, "items": []}],
+               watches=[[{"type": "ERROR", "object": {"code": 500, "reason": "InternalError",
+                                                      "message": "etcd is down"}}]])
+    with pytest.raises(ApiException) as err:
+        _run_namespaces(api, watch)
+    assert err.value.status == 500
+
+
+def test_the_resync_period_ends_in_a_relist_without_a_watch():
+    watch = PolicyWatch(events=False, resync=0.5)
+    api = _Api(lists=[{"metadata": {"resourceVersion": "5"}, "items": [ns("team-a")]}], watches=[])
+    _run_namespaces(api, watch)
+    assert [c.get("watch") for c in api.calls] == [None]
+    assert watch.ready is False and "team-a" in watch.index.namespaces
+
+
+def test_run_relists_after_a_failure_with_backoff():
+    watch = PolicyWatch(events=False, backoff_max=0.01)
+    failures = []
+
+    def on_exhausted():
+        watch._stop.set()
+
+    api = _Api(lists=[{"metadata": {"resourceVersion": "5"}, "items": []},
+                      {"metadata": {"resourceVersion": "9"}, "items": [ns("team-b")]}],
+               watches=[[{"type": "ERROR", "object": {"code": 500, "reason": "x", "message": "y"}}]],
+               on_exhausted=on_exhausted)
+    original = api.__call__
+
+    def list_fn(**kwargs):
+        """:return: object"""
+        if not failures and not kwargs.get("watch"):
+            failures.append(1)
+            raise OSError("connection refused")
+        return original(**kwargs)
+
+    watch._run(Resource("namespaces", list_fn, watch.apply_namespace_list,
+                        watch.apply_namespace_event))
+    assert "team-b" in watch.index.namespaces
+    assert [c.get("resource_version") for c in api.calls if c.get("watch")] == ["5", "9"]

@@ -11,94 +11,15 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
-import warnings
-from pathlib import Path
 
 import jsonpatch
 import pytest
 
 from tests.unit.rollouts import request, rollout
-
-WEBHOOK = [sys.executable, "-m", "webhook"]
-
-
-def make_certs(out_dir: Path) -> Path:
-    subprocess.run(
-        [*WEBHOOK, "certs", "--out-dir", str(out_dir), "--ip", "127.0.0.1", "--dns-name", "localhost"],
-        check=True, capture_output=True,
-    )
-    return out_dir
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Webhook:
-    def __init__(self, tmp: Path, *extra: str) -> None:
-        self.tmp = tmp
-        self.certs = make_certs(tmp / "certs")
-        self.port = free_port()
-        self.log = open(tmp / "webhook.log", "w+")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [*WEBHOOK, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--tls-cert-file", str(self.certs / "tls.crt"),
-             "--tls-private-key-file", str(self.certs / "tls.key"),
-             "--cert-check-interval", "0.2", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        self.ca_files = [self.certs / "ca.crt"]
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.get("/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, "webhook did not start: " + self.output()
-            time.sleep(0.05)
-
-    def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        for ca in self.ca_files:
-            ctx.load_verify_locations(ca)
-        return ctx
-
-    def connect(self, ctx=None) -> http.client.HTTPSConnection:
-        return http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx or self.context(), timeout=10)
-
-    def send(self, method: str, path: str, body: bytes | None = None, conn=None):
-        conn = conn or self.connect()
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-
-    def get(self, path: str):
-        return self.send("GET", path)
-
-    def review(self, req: dict, conn=None):
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
-        status, data = self.send("POST", "/mutate", body.encode(), conn)
-        return status, json.loads(data) if status == 200 else data
-
-    def output(self) -> str:
-        self.log.flush()
-        return (self.tmp / "webhook.log").read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+from tests.unit.serverproc import WEBHOOK, Webhook, free_port, make_certs
+from webhook.tls import ReloadingTLS
 
 
 @pytest.fixture
@@ -110,8 +31,9 @@ def webhook(tmp_path):
 
 def test_certs_command_writes_ca_cert_and_private_key(tmp_path):
     out = make_certs(tmp_path / "c")
-    assert {p.name for p in out.iterdir()} == {"ca.crt", "tls.crt", "tls.key"}
+    assert {p.name for p in out.iterdir()} == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
     assert (out / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert (out / "ca.key").stat().st_mode & 0o777 == 0o600
     ctx = ssl.create_default_context(cafile=out / "ca.crt")
     assert ctx.cert_store_stats()["x509_ca"] == 1
 
@@ -131,7 +53,8 @@ def test_opted_in_rollout_is_patched(webhook):
     patch = json.loads(base64.b64decode(response["patch"]))
     out = jsonpatch.apply_patch(rollout(), patch)
     assert out["spec"]["template"]["metadata"]["labels"]["agentroll.dev/prompt-version"] == "support-v7"
-    assert "uid=0b9c2f6e-1111-4ad2-9f0e-000000000001 agents/support-agent patched" in webhook.output()
+    line = "uid=0b9c2f6e-1111-4ad2-9f0e-000000000001 agents/support-agent patched"
+    assert line in webhook.logged(line)
 
 
 def test_denial_carries_the_message(webhook):
@@ -197,17 +120,23 @@ def test_metrics_count_outcomes_and_latency(webhook):
     assert webhook.get("/readyz")[0] == 200
 
 
-def test_tls_below_1_2_is_refused(webhook):
-    ctx = webhook.context()
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    with pytest.raises((ssl.SSLError, OSError)):
-        webhook.send("GET", "/healthz", conn=webhook.connect(ctx))
-    ctx12 = webhook.context()
-    ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert webhook.send("GET", "/healthz", conn=webhook.connect(ctx12))[0] == 200
+def test_server_tls_configuration_before_and_after_a_reload(tmp_path):
+    """The server's own contexts, not a handshake: this machine's OpenSSL client refuses TLS < 1.2
+    by itself, so a refused TLS 1.1 handshake would prove nothing about the server."""
+    certs = make_certs(tmp_path / "c")
+    tls = ReloadingTLS(certs / "tls.crt", certs / "tls.key")
+    new = make_certs(tmp_path / "new")
+    for name in ("tls.key", "tls.crt"):
+        shutil.copy(new / name, certs / f"{name}.next")
+        os.replace(certs / f"{name}.next", certs / name)
+    contexts = [tls.context, tls.current]
+    assert tls.check()
+    contexts.append(tls.current)
+    for ctx in contexts:
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+        tls12 = [c for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+        assert tls12, "no TLS 1.2 suite left"
+        assert all(c["aead"] and c["kea"] == "kx-ecdhe" for c in tls12), [c["name"] for c in tls12]
 
 
 def test_plain_http_is_not_served(webhook):
