@@ -41,8 +41,11 @@ class Mirror:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        versions = [self._list(feed) for feed in self.feeds]
-        for feed, rv in zip(self.feeds, versions, strict=True):
+        """List every feed now; `watch` then keeps the copy current."""
+        self._versions = [self._list(feed) for feed in self.feeds]
+
+    def watch(self) -> None:
+        for feed, rv in zip(self.feeds, self._versions, strict=True):
             threading.Thread(target=self._follow, args=(feed, rv), daemon=True).start()
 
     def stop(self) -> None:
@@ -133,6 +136,7 @@ def follow(mirror: Mirror, draw: Callable[[], object], done: Callable[[], object
     mirror.start()
     try:
         draw()
+        mirror.watch()
         last, pending = clock(), False
         while True:
             result = done() if done is not None else None

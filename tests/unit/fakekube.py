@@ -3,7 +3,7 @@
 It keeps objects with resourceVersions, answers GET/list (label and field selectors), merge and
 JSON patches (with the API server's resourceVersion precondition: 409 on a stale one; status
 subresource semantics: the main resource ignores status, the subresource ignores everything else),
-server-side dry-run, and watches (events after a resourceVersion; 410 when it is too old). A test
+server-side dry-run, and watches (events after a resourceVersion; 410 Gone when told). A test
 makes the world move with `before_patch` (a concurrent writer between a command's read and its
 patch) and `during_watch` (changes delivered one by one while a command watches).
 """
@@ -11,6 +11,8 @@ patch) and `during_watch` (changes delivered one by one while a command watches)
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 import jsonpatch
@@ -62,7 +64,10 @@ class FakeCluster:
         self.before_patch: list[Callable[[FakeCluster], None]] = []
         self.during_watch: list[Callable[[FakeCluster], None]] = []
         self.admit: Callable[[dict, dict | None], dict] | None = None  # the webhook, if any
-        self.compacted = 0  # watches from a resourceVersion below this get 410 Gone
+        self.step_interval = 0.6  # between during_watch steps: longer than a redraw's throttle
+        self._driver: threading.Thread | None = None
+        self._step_lock = threading.Lock()
+        self.gone = 0  # this many watch requests are answered 410 Gone (their resourceVersion too old)
         self.closed = False
 
     # --- setting the scene ------------------------------------------------------------------------
@@ -120,12 +125,16 @@ class FakeCluster:
         query = dict(query or {})
         plural, namespace, _, _ = _parse(path)
         since = int(query.get("resourceVersion") or 0)
-        if since and since < self.compacted:
+        with self._step_lock:
+            gone, self.gone = self.gone > 0, max(0, self.gone - 1)
+        if gone:
             yield {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
             return
         name = (query.get("fieldSelector") or "").removeprefix("metadata.name=") or None
         seen = since
+        self._drive()
         while True:
+            finished = not self._driver.is_alive()
             for rv, kind_plural, kind, obj in list(self.events):
                 meta = obj["metadata"]
                 if rv <= seen or kind_plural != plural or (namespace and meta.get("namespace") != namespace):
@@ -136,9 +145,20 @@ class FakeCluster:
                 if not matches(meta.get("labels") or {}, query.get("labelSelector")):
                     continue
                 yield {"type": kind, "object": copy.deepcopy(obj)}
-            if not self.during_watch:
+            if finished:
                 return  # as when timeoutSeconds ends a watch
-            self.during_watch.pop(0)(self)
+            time.sleep(0.01)
+
+    def _drive(self) -> None:
+        """Start applying the during_watch changes, one per step_interval, once the first watch opens."""
+        with self._step_lock:
+            if self._driver is None:
+                def run() -> None:
+                    while self.during_watch:
+                        time.sleep(self.step_interval)
+                        self.during_watch.pop(0)(self)
+                self._driver = threading.Thread(target=run, daemon=True)
+                self._driver.start()
 
     def close(self) -> None:
         self.closed = True

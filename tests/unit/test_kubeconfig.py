@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-import yaml
 import pytest
+import yaml
 from hypothesis import event, given, settings
 from hypothesis import strategies as hs
 
