@@ -114,7 +114,7 @@ def undo_target(rollout: Mapping, revisions: list[Revision], to_revision: int | 
                           "name one with --to-revision")
         target = passed[0]
     if target.pod_template_hash == current:
-        raise Refused(f"rollout {name!r} already runs revision {target.revision} "
+        raise Refused(f"rollout {name!r} is already at revision {target.revision} "
                       f"(composite version {target.version.composite})")
     if target.analysis in (FAILED, INCONCLUSIVE) and not force:
         why = "; ".join(target.decisive) or target.analysis
