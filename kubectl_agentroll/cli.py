@@ -206,9 +206,10 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 def _session(g: Globals, quiet: bool = False):
     """The command's Session; a KubeError while connecting becomes one line and exit 1."""
     from kubectl_agentroll.kube import KubeError
-    from kubectl_agentroll.session import Session
 
     if g.api is not None:
+        from kubectl_agentroll.session import Session
+
         return Session(g.api, g.namespace or "default")
     from kubectl_agentroll.rest import connect
 
@@ -218,7 +219,9 @@ def _session(g: Globals, quiet: bool = False):
         if quiet:
             raise
         _fail(str(err))
-    api.warm_up()
+    api.warm_up()  # the TLS handshake goes on while the modules below load
+    from kubectl_agentroll.session import Session
+
     return Session(api, g.namespace or target.namespace)
 
 
