@@ -241,146 +241,6 @@ def _kube_errors(fn):
     return wrapper
 
 
-def _fetch_one(s, name: str, tree: bool = False):
-    """The Rollout, its status model and (when asked) its revision tree: 3 requests, 4 with the tree."""
-
-    rollout = s.rollout(name)
-    replicasets = s.replicasets(rollout)
-    runs = s.analysis_runs(rollout)
-    pods = s.pods(rollout) if tree else []
-    return rollout, _model(rollout, replicasets, runs, pods, tree)
-
-
-def _model(rollout, replicasets, runs, pods, tree: bool):
-    from datetime import datetime, timezone
-
-    from kubectl_agentroll.status import rollout_status
-    from kubectl_agentroll.tree import revision_tree
-
-    model = rollout_status(rollout, replicasets, runs)
-    nodes = revision_tree(rollout, replicasets, pods, runs, datetime.now(timezone.utc)) if tree else None
-    return model, nodes
-
-
-def _fetch_all(s, g: Globals):
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
-    from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
-
-    namespace = None if g.all_namespaces else s.namespace
-    where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
-    rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
-    replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH)
-    return rollout_rows(rollouts, replicasets)
-
-
-def _dump(g: Globals, data) -> str:
-    if g.output == "json":
-        return json.dumps(data, indent=2)
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
-
-
-def _one_view(g: Globals, model, nodes) -> tuple[str, object]:
-    from kubectl_agentroll.render import render_status
-    from kubectl_agentroll.tree import to_dicts
-
-    data = model.to_dict()
-    if nodes is not None:
-        data["revisions"] = to_dicts(nodes)
-    return render_status(model, nodes, g.style()), data
-
-
-def _emit(g: Globals, text: str, data, watching: bool, first: bool) -> None:
-    from kubectl_agentroll.render import frame
-
-    if g.output != "table":
-        if watching and g.output == "json":
-            click.echo(json.dumps(data, separators=(",", ":")))
-        else:
-            click.echo(("---\n" if watching and not first else "") + _dump(g, data))
-        return
-    if watching and sys.stdout.isatty():
-        click.echo(("\x1b[2J" if first else "") + frame(text), nl=False)
-    else:
-        click.echo(("\n" if watching and not first else "") + text)
-
-
-def _printer(g: Globals):
-    """Emit a view unless it is the same as the last one."""
-    shown = {"last": None, "first": True}
-
-    def draw(text: str, data) -> None:
-        key = json.dumps(data, sort_keys=True, default=str)
-        if key != shown["last"]:
-            _emit(g, text, data, True, shown["first"])
-            shown["first"], shown["last"] = False, key
-
-    return draw
-
-
-def _watch_one(g: Globals, s, name: str, until_done: bool) -> int:
-    """Redraw one Rollout from live copies of it, its ReplicaSets, pods and AnalysisRuns."""
-    from kubectl_agentroll import waiting
-    from kubectl_agentroll.session import rs_selector
-    from kubectl_agentroll.transport import ANALYSIS_RUNS, PODS, REPLICA_SETS, ROLLOUTS
-    from kubectl_agentroll.watch import Feed, Mirror, follow
-
-    rollout = s.rollout(name)
-    selector = rs_selector(rollout)
-    mirror = Mirror(s.api, [Feed("rollout", ROLLOUTS, s.namespace, name=name),
-                            Feed("rs", REPLICA_SETS, s.namespace, selector),
-                            Feed("pods", PODS, s.namespace, selector),
-                            Feed("runs", ANALYSIS_RUNS, s.namespace)])
-    draw_text = _printer(g)
-    outcome = {}
-
-    def draw() -> None:
-        current = mirror.items("rollout")
-        if not current:
-            return
-        model, nodes = _model(current[0], mirror.items("rs"), mirror.items("runs"), mirror.items("pods"),
-                              tree=True)
-        draw_text(*_one_view(g, model, nodes))
-
-    def done():
-        current = mirror.items("rollout")
-        if not current:
-            outcome["deleted"] = True
-            return True
-        if until_done:
-            verdict = waiting.verdict(current[0], "completed")
-            if verdict is not None:
-                outcome["verdict"] = verdict
-                return True
-        return False
-
-    follow(mirror, draw, done)
-    if outcome.get("deleted"):
-        click.echo(f"{s.what(name)} was deleted", err=True)
-        return EXIT_ERROR
-    verdict = outcome.get("verdict")
-    return verdict.code if verdict is not None else 0
-
-
-def _watch_all(g: Globals, s) -> None:
-    from kubectl_agentroll.render import render_rows
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
-    from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
-    from kubectl_agentroll.watch import Feed, Mirror, follow
-
-    namespace = None if g.all_namespaces else s.namespace
-    mirror = Mirror(s.api, [Feed("rollouts", ROLLOUTS, namespace),
-                            Feed("rs", REPLICA_SETS, namespace, POD_TEMPLATE_HASH)])
-    draw_text = _printer(g)
-
-    def draw() -> None:
-        rows = rollout_rows(mirror.items("rollouts"), mirror.items("rs"))
-        draw_text(render_rows(rows, g.all_namespaces, g.style()), [r.to_dict() for r in rows])
-
-    follow(mirror, draw)
-
-
 @main.command()
 @rollout_argument(required=False)
 @click.option("-w", "--watch", is_flag=True,
@@ -411,6 +271,7 @@ def status(g: Globals, rollout, watch, until_done) -> None:
       kubectl agentroll status -A                     # all agent Rollouts, stable -> canary
       kubectl agentroll status my-agent -o json       # the display model as data
     """
+    from kubectl_agentroll import views
     from kubectl_agentroll.render import render_rows
 
     if rollout and g.all_namespaces:
@@ -421,15 +282,16 @@ def status(g: Globals, rollout, watch, until_done) -> None:
     code = 0
     try:
         if watch and rollout:
-            code = _watch_one(g, s, rollout, until_done)
+            code = views.watch_one(g, s, rollout, until_done)
         elif watch:
-            _watch_all(g, s)
+            views.watch_all(g, s)
         elif rollout:
-            _, (model, nodes) = _fetch_one(s, rollout, tree=True)
-            _emit(g, *_one_view(g, model, nodes), False, True)
+            _, (model, nodes) = views.fetch_one(s, rollout, tree=True)
+            views.emit(g, *views.one_view(g, model, nodes), False, True)
         else:
-            rows = _fetch_all(s, g)
-            _emit(g, render_rows(rows, g.all_namespaces, g.style()), [r.to_dict() for r in rows], False, True)
+            rows = views.fetch_all(s, g)
+            text = render_rows(rows, g.all_namespaces, g.style())
+            views.emit(g, text, [r.to_dict() for r in rows], False, True)
     except KeyboardInterrupt:
         click.echo("", err=True)
     finally:
@@ -759,6 +621,7 @@ def history(g: Globals, rollout) -> None:
       kubectl agentroll history my-agent
       kubectl agentroll history my-agent -o json
     """
+    from kubectl_agentroll import views
     from kubectl_agentroll.render import render_history
     from kubectl_agentroll.revisions import history as history_of
 
@@ -769,7 +632,7 @@ def history(g: Globals, rollout) -> None:
     finally:
         s.close()
     if g.output != "table":
-        click.echo(_dump(g, [r.to_dict() for r in revisions]))
+        click.echo(views.dump(g, [r.to_dict() for r in revisions]))
     elif not revisions:
         click.echo(f"{s.what(rollout)} has no revisions yet")
     else:
@@ -907,6 +770,7 @@ def version_diff(g: Globals, rollout, revision, to) -> None:
       kubectl agentroll version-diff my-agent
       kubectl agentroll version-diff my-agent --revision 3 --to 5 -o json
     """
+    from kubectl_agentroll import views
     from kubectl_agentroll.render import tabulate
     from kubectl_agentroll.status import DiffError
     from kubectl_agentroll.status import version_diff as diff_of
@@ -922,7 +786,7 @@ def version_diff(g: Globals, rollout, revision, to) -> None:
     except DiffError as err:
         _fail(str(err))
     if g.output != "table":
-        click.echo(_dump(g, diff.to_dict()))
+        click.echo(views.dump(g, diff.to_dict()))
         return
     old, new = diff.old, diff.new
     rows = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kubectl_agentroll import status as st
 
-REACHED, DEGRADED, TIMEOUT, PAUSED = 0, 2, 3, 4
+REACHED, ERROR, DEGRADED, TIMEOUT, PAUSED = 0, 1, 2, 3, 4
 CONDITIONS = ("healthy", "completed", "paused")
 
 

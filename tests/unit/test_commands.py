@@ -380,3 +380,16 @@ def test_impersonation_and_token_flags_reach_the_request_headers(tmp_path):
                        impersonate_groups=("ops",), insecure=True))
     headers = rest._headers(None)
     assert headers["Authorization"] == "Bearer t" and headers["Impersonate-User"] == "alice"
+
+
+def test_abort_then_retry_and_version_diff_on_the_fake(fake):
+    out = run(fake, "abort", "support-agent")
+    assert out.exit_code == 0 and f"stable composite version {V1.composite}" in out.output
+    assert rollout_of(fake)["status"]["abort"] is True
+    assert [path.endswith("/status") for path, _ in fake.patches()] == [True]
+    assert run(fake, "retry", "support-agent").exit_code == 0
+    assert rollout_of(fake)["status"]["abort"] is False
+    again = run(fake, "retry", "support-agent")
+    assert again.exit_code == 1 and "not aborted" in again.output
+    diff = json.loads(run(fake, "-o", "json", "version-diff", "support-agent").stdout)
+    assert diff["changed"] == ["prompt"] and diff["new"]["raw"]["prompt"] == "support-v2"
