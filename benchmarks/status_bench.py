@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Benchmark: `kubectl agentroll status` against `kubectl get rollout -o json` (a script, not a test).
+"""Benchmark: `kubectl agentroll status` against `kubectl get rollout -o json` and, side by side, the
+Argo Rollouts plugin `kubectl argo rollouts` (a script, not a test).
 
 Against the local control plane of scripts/local-cluster (start it first: `scripts/local-cluster up`):
 
 1. wall time of `kubectl-agentroll status NAME` vs `kubectl get rollout NAME -o json`, the median
    of --runs runs each, alternated, after one warm-up run each (target: ratio <= 2.0);
 2. wall time of `kubectl-agentroll status -A` with --count opted-in Rollouts (replicas 0) in the
-   cluster (target: < 2 s), next to `kubectl get rollouts -A -o json` for reference.
+   cluster (target: < 2 s), next to `kubectl get rollouts -A -o json` for reference;
+3. with the Argo plugin at <cluster dir>/bin/kubectl-argo-rollouts (or --argo): `status NAME` vs
+   `get rollout NAME` and `status -A` vs `list rollouts -A`, alternated run by run, and the CPU
+   seconds of `status NAME -w` vs `get rollout NAME -w` over --idle seconds of an idle Rollout and
+   over one whole canary (a new revision, promoted to the end). Target: ours at most the Argo
+   plugin's on every row.
 
     python benchmarks/status_bench.py [--runs 15] [--count 1000] [--keep]
 
@@ -32,7 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from kubectl_agentroll.composite import CompositeVersion, parse_tools  # noqa: E402
 from kubectl_agentroll.kube import KubeError  # noqa: E402
-from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS, Rest, load_target, path  # noqa: E402
+from kubectl_agentroll.kubeconfig import Flags, load_target  # noqa: E402
+from kubectl_agentroll.rest import Rest  # noqa: E402
+from kubectl_agentroll.transport import MERGE_PATCH, REPLICA_SETS, ROLLOUTS, path  # noqa: E402
 
 ONE_NS, MANY_NS = "bench-agentroll-one", "bench-agentroll-many"
 
@@ -66,6 +74,58 @@ def timed(cmd: list[str], env: dict) -> float:
 def median_of(cmd: list[str], env: dict, runs: int) -> float:
     timed(cmd, env)  # warm-up (kubectl's discovery cache, the page cache)
     return statistics.median(timed(cmd, env) for _ in range(runs))
+
+
+def paired(a: list[str], b: list[str], env: dict, runs: int) -> tuple[float, float]:
+    """Medians of two commands run in turn (a b a b ...), after one warm-up each."""
+    timed(a, env)
+    timed(b, env)
+    times_a, times_b = [], []
+    for _ in range(runs):
+        times_a.append(timed(a, env))
+        times_b.append(timed(b, env))
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def watch_cpu(cmd: list[str], env: dict, seconds: float | None, during=None) -> float:
+    """CPU seconds (user + system) a watching command uses: for `seconds`, or while `during()` runs."""
+    import signal
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    time.sleep(2)  # started and drawn: what follows is the watching
+    start = _cpu_of(proc.pid)
+    if during is not None:
+        during()
+    else:
+        time.sleep(seconds)
+    used = _cpu_of(proc.pid) - start
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return used
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_canary(api: Rest, name: str, prompt: str) -> None:
+    """A new revision of `name`, promoted step by step by the controller to Healthy."""
+    body = {"spec": {"template": {"metadata": {"annotations": {"bench/prompt": prompt}}}}}
+    api.request("PATCH", path(ROLLOUTS, ONE_NS, name), what=name, body=body, content_type=MERGE_PATCH)
+
+    def healthy() -> bool:
+        st = api.request("GET", path(ROLLOUTS, ONE_NS, name), what=name).get("status") or {}
+        if st.get("phase") == "Paused":  # at the pause step: on to the end
+            api.request("PATCH", path(ROLLOUTS, ONE_NS, name, "status"), what=name,
+                        body={"status": {"promoteFull": True}}, content_type=MERGE_PATCH)
+        return st.get("phase") == "Healthy" and st.get("stableRS") == st.get("currentPodHash")
+
+    wait_for(f"{name} promoted", healthy, 120)
 
 
 def ensure_namespace(api: Rest, name: str) -> None:
@@ -119,6 +179,8 @@ def main() -> None:
     cluster = Path(os.environ.get("AGENTROLL_CLUSTER_DIR") or REPO / ".local-cluster")
     parser.add_argument("--kubeconfig", default=str(cluster / "kubeconfig"))
     parser.add_argument("--kubectl", default=str(cluster / "bin" / "kubectl"))
+    parser.add_argument("--argo", default=str(cluster / "bin" / "kubectl-argo-rollouts"))
+    parser.add_argument("--idle", type=float, default=30, help="seconds of idle watching measured")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark namespaces")
@@ -127,7 +189,7 @@ def main() -> None:
     plugin = shutil.which("kubectl-agentroll") or str(Path(sys.executable).with_name("kubectl-agentroll"))
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["KUBECONFIG"] = args.kubeconfig
-    target = load_target(args.kubeconfig)
+    target = load_target(Flags(kubeconfig=args.kubeconfig))
     api = Rest(target)
 
     print(f"API server {target.server}; kubectl {args.kubectl}; {args.runs} runs each (median)")
@@ -168,6 +230,23 @@ def main() -> None:
     print(f"import kubectl_agentroll.cli        {cumulative / 1000:7.0f} ms "
           "(python -X importtime, cumulative)")
 
+    argo = args.argo if Path(args.argo).exists() else None
+    if argo is None:
+        print(f"Argo plugin rows skipped: {args.argo} does not exist (give --argo PATH)")
+    else:
+        ns = ["-n", ONE_NS]
+        mine, theirs = paired([plugin, "status", "bench-one", *ns],
+                              [argo, "get", "rollout", "bench-one", *ns], env, args.runs)
+        print(f"status NAME {mine * 1000:.0f} ms vs argo get rollout NAME {theirs * 1000:.0f} ms "
+              f"(ratio {mine / theirs:.2f}, target <= 1)")
+        watch_ours = [plugin, "status", "bench-one", "-w", *ns]
+        watch_argo = [argo, "get", "rollout", "bench-one", "-w", *ns]
+        idle = [watch_cpu(cmd, env, args.idle) for cmd in (watch_ours, watch_argo)]
+        print(f"-w CPU over {args.idle:.0f} s idle: ours {idle[0]:.2f} s, argo {idle[1]:.2f} s")
+        busy = [watch_cpu(cmd, env, None, lambda p=prompt: one_canary(api, "bench-one", p))
+                for cmd, prompt in ((watch_ours, "b1"), (watch_argo, "b2"))]
+        print(f"-w CPU over one canary (new revision -> Healthy): ours {busy[0]:.2f} s, argo {busy[1]:.2f} s")
+
     if args.count <= 0:
         cleanup(api, args.keep, ONE_NS)
         return
@@ -186,6 +265,10 @@ def main() -> None:
     print(f"controller made their ReplicaSets in {time.perf_counter() - start:.1f} s")
 
     runs = max(5, args.runs // 3)
+    if argo is not None:
+        mine, theirs = paired([plugin, "status", "-A"], [argo, "list", "rollouts", "-A"], env, runs)
+        print(f"status -A {mine * 1000:.0f} ms vs argo list rollouts -A {theirs * 1000:.0f} ms "
+              f"at {args.count} Rollouts (ratio {mine / theirs:.2f}, target <= 1)")
     listing = median_of([args.kubectl, "get", "rollouts", "-A", "-o", "json"], env, runs)
     everything = median_of([plugin, "status", "-A"], env, runs)
     out = subprocess.run([plugin, "status", "-A"], capture_output=True, text=True, env=env).stdout

@@ -172,27 +172,36 @@ def plan_retry(rollout: Mapping) -> Patch:
     return Patch(status={"status": {"abort": False}}, unified={"status": {"abort": False}})
 
 
-def send(patch: Patch, patch_fn) -> object:
+def send(patch: Patch, patch_fn, resource_version: str | None) -> object:
     """Send `patch` as the Argo plugin does: status subresource first, falling back on 404 only.
 
     `patch_fn(body, subresource)` sends one merge patch (subresource "status" or None) and raises
-    kube.KubeError. A 403 on the status subresource is NOT a reason to fall back: with the status
-    subresource enabled the API server drops status fields sent to the main resource, so the
-    fallback would report success and change nothing.
+    kube.KubeError. Every patch carries metadata.resourceVersion (that of the Rollout as read, then
+    that of the previous patch's answer), so the API server refuses it with 409 Conflict when the
+    Rollout changed after the decision was made; `with_conflict_retry` then reads and decides again.
+    A 403 on the status subresource is NOT a reason to fall back: with the status subresource
+    enabled the API server drops status fields sent to the main resource, so the fallback would
+    report success and change nothing.
     """
     from kubectl_agentroll.kube import KubeError
+
+    def guarded(body: dict) -> dict:
+        if not resource_version:
+            return body
+        return {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": resource_version}}
 
     result = None
     spec = patch.spec
     if patch.status is not None:
         try:
-            result = patch_fn(patch.status, STATUS)
+            result = patch_fn(guarded(patch.status), STATUS)
+            resource_version = st.meta(result).get("resourceVersion") if isinstance(result, Mapping) else None
         except KubeError as err:
             if err.status != 404:
                 raise
             spec = patch.unified
     if spec is not None:
-        result = patch_fn(spec, None)
+        result = patch_fn(guarded(spec), None)
     return result
 
 
@@ -207,3 +216,72 @@ def with_conflict_retry(attempt, tries: int = 5) -> object:
             if err.status != 409 or remaining == 0:
                 raise
     return None
+
+
+# --- pause, restart (the Argo plugin's patches) and set (ours) -------------------------------------
+
+
+def plan_pause(rollout: Mapping) -> Patch:
+    """`kubectl argo rollouts pause`: spec.paused true."""
+    name = st.meta(rollout).get("name")
+    if st.spec_of(rollout).get("paused"):
+        raise Refused(f"rollout {name!r} is already paused")
+    return Patch(spec={"spec": {"paused": True}})
+
+
+def plan_restart(rollout: Mapping, now: str) -> Patch:
+    """`kubectl argo rollouts restart`: spec.restartAt = now (RFC 3339); the controller replaces the
+    pods of the stable and canary ReplicaSets, oldest first, respecting maxUnavailable."""
+    return Patch(spec={"spec": {"restartAt": now}})
+
+
+@dataclass(frozen=True)
+class SetPlan:
+    body: object  # merge patch (annotations) or JSON patch (image)
+    json_patch: bool
+    changes: list  # (layer, old raw, new raw)
+    composite_before: str
+    composite_after: str
+
+
+def plan_set(rollout: Mapping, layer: str, value: str) -> SetPlan:
+    """Change one layer of the agent: prompt, model or tools through the Rollout's annotations the
+    webhook reads, image through the agent container. Raises Refused (one line) on bad input."""
+    import copy
+
+    from kubectl_agentroll import composite as cv
+
+    name = st.meta(rollout).get("name")
+    value = value.strip()
+    if not value:
+        raise Refused(f"{layer}: the new value is empty")
+    try:
+        before = cv.composite_of(dict(rollout))
+        if layer == "tools":
+            value = ",".join(str(t) for t in cv.parse_tools(value)) if value != "none" else ""
+    except cv.AnnotationError as err:
+        raise Refused(str(err)) from None
+    after_obj = copy.deepcopy(dict(rollout))
+    rv = st.meta(rollout).get("resourceVersion")
+    if layer == "image":
+        container = cv.agent_container(after_obj)
+        if container is None:
+            raise Refused(f"rollout {name!r} has no containers to set the image of")
+        containers = after_obj["spec"]["template"]["spec"]["containers"]
+        index = next(i for i, c in enumerate(containers) if c is container)
+        container["image"] = value
+        where = f"/spec/template/spec/containers/{index}"
+        guard = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}] if rv else []
+        body: object = guard + [{"op": "test", "path": f"{where}/name", "value": container.get("name")},
+                                {"op": "replace", "path": f"{where}/image", "value": value}]
+        json_patch = True
+    else:
+        key = {"prompt": cv.PROMPT, "model": cv.MODEL, "tools": cv.TOOLS}[layer]
+        after_obj.setdefault("metadata", {}).setdefault("annotations", {})[key] = value
+        body = {"metadata": {"annotations": {key: value}, **({"resourceVersion": rv} if rv else {})}}
+        json_patch = False
+    after = cv.composite_of(after_obj)
+    changes = after.changed_layers(before)
+    if not changes:
+        raise Refused(f"rollout {name!r}: {layer} is already {value!r}: nothing to change")
+    return SetPlan(body, json_patch, changes, before.composite, after.composite)

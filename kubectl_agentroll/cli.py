@@ -1,49 +1,129 @@
-"""`kubectl agentroll`: the command line. Commands fetch, call the pure modules, and print."""
+"""`kubectl agentroll`: the command line. Commands read, decide with the pure modules, act, print.
+
+Every cluster command goes through `Session` over a `transport.Transport`: the HTTPS one in real use,
+the in-memory fake in the unit tests (passed as `obj=Globals(api=fake)`).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import click
 
 # Imports beyond click are made where needed: `status NAME` is meant to start as fast as kubectl.
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+EXIT_ERROR = 1
 
 
 @dataclass
 class Globals:
-    namespace: str | None
-    all_namespaces: bool
-    context: str | None
-    kubeconfig: str | None
-    output: str
+    namespace: str | None = None
+    all_namespaces: bool = False
+    context: str | None = None
+    kubeconfig: str | None = None
+    cluster: str | None = None
+    user: str | None = None
+    token: str | None = None
+    impersonate: str | None = None
+    impersonate_groups: tuple = ()
+    request_timeout: str | None = None
+    certificate_authority: str | None = None
+    insecure_skip_tls_verify: bool = False
+    output: str = "table"
+    no_color: bool = False
+    api: object = field(default=None, repr=False)  # a Transport given by a test; else HTTPS
 
-    def resolved_namespace(self) -> str:
-        if self.namespace:
-            return self.namespace
-        from kubectl_agentroll.rest import namespace_of
+    def flags(self):
+        from kubectl_agentroll.kubeconfig import Flags, parse_duration
 
-        return namespace_of(self.kubeconfig, self.context)
+        try:
+            timeout = parse_duration(self.request_timeout) if self.request_timeout is not None else None
+        except ValueError as err:
+            _fail(str(err))
+        return Flags(kubeconfig=self.kubeconfig, context=self.context, cluster=self.cluster, user=self.user,
+                     token=self.token, certificate_authority=self.certificate_authority,
+                     insecure_skip_tls_verify=self.insecure_skip_tls_verify, impersonate=self.impersonate,
+                     impersonate_groups=tuple(self.impersonate_groups), request_timeout=timeout)
+
+    def style(self):
+        from kubectl_agentroll.render import Style
+
+        return Style(colour=not self.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty())
+
+
+def _set(attr: str):
+    def callback(ctx: click.Context, _param, value):
+        if value not in (None, False, ()):
+            setattr(ctx.ensure_object(Globals), attr, value)
+    return callback
+
+
+def _complete_rollouts(ctx: click.Context, _param, incomplete: str) -> list:
+    """Rollout names for shell completion, from the namespace the command line names so far."""
+    from kubectl_agentroll.kube import KubeError
+    from kubectl_agentroll.transport import ROLLOUTS, path
+
+    g = ctx.find_object(Globals) or Globals()
+    try:
+        s = _session(g, quiet=True)
+        body = s.api.request("GET", path(ROLLOUTS, s.namespace), what="rollouts")
+        s.close()
+    except (KubeError, SystemExit, OSError):
+        return []
+    names = [str((r.get("metadata") or {}).get("name", "")) for r in body.get("items") or []]
+    return [n for n in sorted(names) if n.startswith(incomplete)]
+
+
+# kubectl's connection flags, declared once: on the group and again after every command.
+_FLAGS = [
+    (("-n", "--namespace"), "namespace", {"help": "Namespace (default: the kubeconfig context's)."}),
+    (("-A", "--all-namespaces"), "all_namespaces", {"is_flag": True, "help": "Across all namespaces."}),
+    (("--context",), "context", {"help": "Kubeconfig context to use."}),
+    (("--kubeconfig",), "kubeconfig", {"help": "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."}),
+    (("--cluster",), "cluster", {"help": "Kubeconfig cluster to use (instead of the context's)."}),
+    (("--user",), "user", {"help": "Kubeconfig user to use (instead of the context's)."}),
+    (("--token",), "token", {"help": "Bearer token for the API server."}),
+    (("--as",), "impersonate", {"help": "User to impersonate."}),
+    (("--as-group",), "impersonate_groups", {"multiple": True, "help": "Group to impersonate (repeatable)."}),
+    (("--request-timeout",), "request_timeout",
+     {"help": "Per request: 0 (none), seconds, or 30s/1m/1h (default 30s)."}),
+    (("--certificate-authority",), "certificate_authority",
+     {"help": "CA certificate file for the API server."}),
+    (("--insecure-skip-tls-verify",), "insecure_skip_tls_verify",
+     {"is_flag": True, "help": "Do not verify the API server's certificate (insecure)."}),
+    (("-o", "--output"), "output",
+     {"type": click.Choice(["table", "json", "yaml"]), "help": "Output format."}),
+    (("--no-color",), "no_color",
+     {"is_flag": True, "help": "No colour (also: NO_COLOR set, or not a terminal)."}),
+]
+
+
+def kubectl_options(fn):
+    """The connection and output flags, accepted before or after the command (`status -A`)."""
+    for decls, attr, kwargs in reversed(_FLAGS):
+        fn = click.option(*decls, callback=_set(attr), expose_value=False,
+                          **({"default": False} if kwargs.get("is_flag") else {}), **kwargs)(fn)
+    return fn
+
+
+def rollout_argument(required: bool = True):
+    return click.argument("rollout", required=required, shell_complete=_complete_rollouts)
 
 
 EPILOG = """\b
-Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
+Shell completion (bash; zsh and fish alike with zsh_source / fish_source), Rollout names included:
   eval "$(_KUBECTL_AGENTROLL_COMPLETE=bash_source kubectl-agentroll)"
 """
 
 
 @click.group(context_settings=CONTEXT_SETTINGS, epilog=EPILOG)
-@click.option("-n", "--namespace", help="Namespace (default: the kubeconfig context's).")
-@click.option("-A", "--all-namespaces", is_flag=True, help="Across all namespaces (status).")
-@click.option("--context", "kube_context", help="Kubeconfig context to use.")
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file (default: $KUBECONFIG).")
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table",
-              show_default=True, help="Output format for commands that print data.")
+@kubectl_options
 @click.pass_context
-def main(ctx: click.Context, namespace, all_namespaces, kube_context, kubeconfig, output) -> None:
+def main(ctx: click.Context) -> None:
     """Agent-aware progressive delivery on Argo Rollouts.
 
     An agent's behaviour depends on four layers: prompt, model, tools and image. AgentRoll versions
@@ -53,12 +133,14 @@ def main(ctx: click.Context, namespace, all_namespaces, kube_context, kubeconfig
     Examples:
       kubectl agentroll inject -f rollout.yaml        # what the webhook would do, offline
       kubectl agentroll status -A                     # every agent Rollout, stable -> canary
-      kubectl agentroll status my-agent -n agents     # one Rollout, layer by layer
+      kubectl agentroll status my-agent -w            # one Rollout, live: layers, analysis, pods
+      kubectl agentroll wait my-agent --for healthy   # for CI: exit 0 healthy, 2 degraded, 3 timeout
+      kubectl agentroll set prompt my-agent support-v8
       kubectl agentroll promote my-agent              # next step, unless the analysis failed
-      kubectl agentroll abort my-agent                # back to the stable composite version
-      kubectl agentroll version-diff my-agent         # which layers changed, raw values
+      kubectl agentroll history my-agent              # every revision, its layers and analysis
+      kubectl agentroll undo my-agent                 # back to the last revision that passed
     """
-    ctx.obj = Globals(namespace, all_namespaces, kube_context, kubeconfig, output)
+    ctx.ensure_object(Globals)
 
 
 def load_policy(path: str | None):
@@ -113,77 +195,34 @@ def inject(g: Globals, filename, policy_file) -> None:
         click.echo(yaml.safe_dump_all(result.documents, sort_keys=False), nl=False)
 
 
-# --- cluster commands: fetch, call the pure modules (status, actions), print ------------------------
+# --- cluster commands ----------------------------------------------------------------------------
 
 
-def _override(attr: str):
-    def callback(ctx: click.Context, _param, value):
-        if value not in (None, False):
-            setattr(ctx.ensure_object(Globals), attr, value)
-    return callback
-
-
-def kubectl_options(fn):
-    """The global options again after the command, as kubectl users type them (`status -A`)."""
-    options = [
-        click.option("-n", "--namespace", callback=_override("namespace"), expose_value=False,
-                     help="Namespace (default: the kubeconfig context's)."),
-        click.option("-A", "--all-namespaces", is_flag=True, default=False, expose_value=False,
-                     callback=_override("all_namespaces"), help="Across all namespaces."),
-        click.option("--context", callback=_override("context"), expose_value=False,
-                     help="Kubeconfig context to use."),
-        click.option("--kubeconfig", callback=_override("kubeconfig"), expose_value=False,
-                     help="Kubeconfig file (default: $KUBECONFIG)."),
-        click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), expose_value=False,
-                     callback=_override("output"), help="Output format."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
-class _Session:
-    """The transport and namespace of one command; KubeError becomes one line and exit 1."""
+def _session(g: Globals, quiet: bool = False):
+    """The command's Session; a KubeError while connecting becomes one line and exit 1."""
+    from kubectl_agentroll.kube import KubeError
 
-    def __init__(self, g: Globals) -> None:
-        from kubectl_agentroll.kube import KubeError
-        from kubectl_agentroll.rest import connect
+    if g.api is not None:
+        from kubectl_agentroll.session import Session
 
-        try:
-            self.api, target = connect(g.kubeconfig, g.context)
-        except KubeError as err:
-            _fail(str(err))
-        self.namespace = g.namespace or target.namespace
-        warm_up = getattr(self.api, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+        return Session(g.api, g.namespace or "default")
+    from kubectl_agentroll.rest import connect
 
-    def get(self, kind, name: str, what: str, namespace: str | None = None) -> dict:
-        from kubectl_agentroll.rest import path
+    try:
+        api, target = connect(g.flags())
+    except KubeError as err:
+        if quiet:
+            raise
+        _fail(str(err))
+    api.warm_up()  # the TLS handshake goes on while the modules below load
+    from kubectl_agentroll.session import Session
 
-        return self.api.request("GET", path(kind, namespace or self.namespace, name), what=what)
-
-    def list(self, kind, what: str, namespace: str | None, selector: str | None = None) -> list:
-        from kubectl_agentroll.rest import path
-
-        body = self.api.request("GET", path(kind, namespace), what=what,
-                                query={"labelSelector": selector})
-        return body.get("items") or []
-
-    def patch(self, name: str, body: dict, subresource: str | None) -> dict:
-        from kubectl_agentroll.rest import MERGE_PATCH, ROLLOUTS, path
-
-        return self.api.request("PATCH", path(ROLLOUTS, self.namespace, name, subresource),
-                                what=_what(name, self.namespace), body=body, content_type=MERGE_PATCH)
-
-
-def _what(name: str, namespace: str) -> str:
-    return f"rollout {name!r} in namespace {namespace!r}"
+    return Session(api, g.namespace or target.namespace)
 
 
 def _kube_errors(fn):
@@ -202,273 +241,218 @@ def _kube_errors(fn):
     return wrapper
 
 
-def _rs_selector(rollout: dict) -> str:
-    """The Rollout's own selector (its ReplicaSets carry those labels), else every Rollout-made RS."""
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH
-
-    match = ((rollout.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(match.items())) or POD_TEMPLATE_HASH
-
-
-def _fetch_one(s: _Session, name: str):
-    from kubectl_agentroll.rest import ANALYSIS_RUNS, REPLICA_SETS, ROLLOUTS
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_status
-
-    what = _what(name, s.namespace)
-    rollout = s.get(ROLLOUTS, name, what)
-    replicasets = s.list(REPLICA_SETS, f"replicasets of {what}", s.namespace, _rs_selector(rollout))
-    current = (rollout.get("status") or {}).get("currentPodHash")
-    runs = s.list(ANALYSIS_RUNS, f"analysisruns of {what}", s.namespace,
-                  f"{POD_TEMPLATE_HASH}={current}") if current else []
-    return rollout, rollout_status(rollout, replicasets, runs)
-
-
-def _fetch_all(s: _Session, g: Globals, rollouts: list | None = None) -> list:
-    from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
-
-    namespace = None if g.all_namespaces else s.namespace
-    where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
-    if rollouts is None:
-        rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
-    replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH)
-    return rollout_rows(rollouts, replicasets)
-
-
-def tabulate(rows: list, headers: list) -> str:
-    """Left-aligned columns two spaces apart, like tabulate's "plain" format (which costs ~25 ms to
-    import: too much for a command that should start as fast as kubectl)."""
-    table = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in table)
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _dump(g: Globals, data) -> str:
-    if g.output == "json":
-        return json.dumps(data, indent=2)
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
-
-
-def render_status(model) -> str:
-    """The one-Rollout view as text."""
-    lines = [f"Name:          {model.name}", f"Namespace:     {model.namespace}",
-             f"Status:        {model.phase_display}" + (f" - {model.message}" if model.message else "")]
-    if model.aborted:
-        lines.append("               ABORTED: running the stable version; the canary was scaled down")
-    lines.append(f"Strategy:      {model.strategy or '-'}")
-    if model.strategy == "Canary":
-        lines.append(f"  Step:        {model.step or '-'}")
-        lines.append(f"  SetWeight:   {model.set_weight}")
-        lines.append(f"  ActualWeight: {model.actual_weight}")
-    r = model.replicas
-    lines.append(f"Replicas:      desired {r.desired}, current {r.current}, updated {r.updated}, "
-                 f"ready {r.ready}, available {r.available}")
-    if not model.opted_in:
-        lines.append("               (not an agent Rollout: no agentroll.dev/composite-version label)")
-    lines.append("")
-    new_role = model.canary.role if model.canary else "canary"
-
-    def head(v, role):
-        return f"{role} (rev {v.revision}, {v.pod_template_hash})" if v else f"{role} (none)"
-
-    rows = [[row.layer, row.stable or "-", row.canary or "-", "changed" if row.changed else ""]
-            for row in model.layers]
-    lines.append(tabulate(rows, headers=["LAYER", head(model.stable, "stable"),
-                                         head(model.canary, new_role), ""]))
-    if model.canary is None:
-        lines.append("(no update in flight)")
-    if model.analysis_runs:
-        lines.append("")
-        lines.append("Analysis of the current revision:")
-        run_rows, metric_rows = [], []
-        for run in model.analysis_runs:
-            where = f"step {run.step_index}" if run.step_index is not None else run.kind or "-"
-            run_rows.append([run.name, where, run.phase, run.message or ""])
-            for m in run.metrics:
-                metric_rows.append([run.name, m.name, m.phase, ", ".join(m.values) or "-",
-                                    m.success_condition or "-", m.failure_condition or "-",
-                                    f"{m.successful}/{m.failed}/{m.inconclusive}/{m.error}"])
-        lines.append(tabulate(run_rows, headers=["RUN", "FOR", "PHASE", "MESSAGE"]))
-        if metric_rows:
-            lines.append("")
-            lines.append(tabulate(metric_rows, headers=[
-                "RUN", "METRIC", "PHASE", "LAST VALUES", "SUCCESS IF", "FAILURE IF", "OK/FAIL/INC/ERR"]))
-    for note in model.notes:
-        lines.append(f"Note: {note}")
-    return "\n".join(lines)
-
-
-def render_rows(rows, all_namespaces: bool) -> str:
-    if not rows:
-        return ("No agent Rollouts found (opted in: agentroll.dev/composite-version label "
-                "or inject annotation).")
-    table = []
-    for row in rows:
-        version = f"{row.stable} -> {row.canary}" if row.canary else row.stable
-        cells = [row.name, f"{row.phase} (aborted)" if row.aborted else row.phase,
-                 row.step or "-", row.weight or "-", version]
-        table.append(([row.namespace] if all_namespaces else []) + cells)
-    headers = (["NAMESPACE"] if all_namespaces else []) + [
-        "NAME", "PHASE", "STEP", "WEIGHT", "STABLE -> CANARY"]
-    return tabulate(table, headers=headers)
-
-
-def _emit(g: Globals, text: str, data, watching: bool, first: bool) -> None:
-    if g.output != "table":
-        if watching and g.output == "json":
-            click.echo(json.dumps(data, separators=(",", ":")))
-        else:
-            click.echo(("---\n" if watching and not first else "") + _dump(g, data))
-        return
-    if watching and sys.stdout.isatty():
-        click.echo("\x1b[H\x1b[2J" + text)
-    else:
-        click.echo(("\n" if watching and not first else "") + text)
-
-
-def _watch_events(s: _Session, namespace: str | None, name: str | None, resource_version: str):
-    """Rollout watch events from `resource_version` on, re-established when the server ends a watch."""
-    from kubectl_agentroll.rest import ROLLOUTS, path
-
-    query = {"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": resource_version}
-    if name:
-        query["fieldSelector"] = f"metadata.name={name}"
-    what = f"watch of rollouts in namespace {namespace!r}" if namespace else "watch of rollouts"
-    from kubectl_agentroll.kube import KubeError
-
-    while True:
-        try:
-            for event in s.api.stream(path(ROLLOUTS, namespace), what=what, query=query):
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
-                    if obj.get("code") == 410:  # our resourceVersion is too old: read afresh
-                        yield "RELIST", None
-                        return
-                    raise KubeError(f"{what}: {obj.get('message', 'error')}", obj.get("code"))
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if rv:
-                    query["resourceVersion"] = rv
-                if event.get("type") != "BOOKMARK":
-                    yield event.get("type"), obj
-        except KubeError as err:
-            if err.status != 410:
-                raise
-            yield "RELIST", None
-            return
-
-
-def _status_watch(s: _Session, g: Globals, name: str | None) -> None:
-    """Draw, then redraw on every watch event on the Rollout(s); one watch stream stays open."""
-    from kubectl_agentroll.rest import ROLLOUTS, path
-
-    namespace = None if (g.all_namespaces and not name) else s.namespace
-    shown = {"last": None, "first": True}
-
-    def draw(text: str, data) -> None:
-        if text != shown["last"]:
-            _emit(g, text, data, True, shown["first"])
-            shown["first"], shown["last"] = False, text
-
-    while True:  # each round: a fresh read, then the watch from its resourceVersion
-        if name:
-            rollout, model = _fetch_one(s, name)
-            rv = rollout["metadata"]["resourceVersion"]
-            draw(render_status(model), model.to_dict())
-        else:
-            listing = s.api.request("GET", path(ROLLOUTS, namespace), what="rollouts")
-            by_uid = {r["metadata"]["uid"]: r for r in listing.get("items") or []}
-            rv = (listing.get("metadata") or {}).get("resourceVersion", "0")
-            rows = _fetch_all(s, g, list(by_uid.values()))
-            draw(render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows])
-        for kind, obj in _watch_events(s, namespace, name, rv):
-            if kind == "RELIST":
-                break
-            if name:
-                if kind == "DELETED":
-                    click.echo(f"rollout {name!r} was deleted", err=True)
-                    return
-                _, model = _fetch_one(s, name)  # its ReplicaSets and AnalysisRuns too
-                draw(render_status(model), model.to_dict())
-                continue
-            uid = obj["metadata"]["uid"]
-            if kind == "DELETED":
-                by_uid.pop(uid, None)
-            else:
-                by_uid[uid] = obj
-            rows = _fetch_all(s, g, list(by_uid.values()))
-            draw(render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows])
-
-
 @main.command()
-@click.argument("rollout", required=False)
+@rollout_argument(required=False)
 @click.option("-w", "--watch", is_flag=True,
-              help="Keep watching; redraw when the Rollout changes (Ctrl-C stops).")
+              help="Keep watching the Rollout, its ReplicaSets, pods and AnalysisRuns; redraw in place.")
+@click.option("--until-done", is_flag=True,
+              help="With -w: exit when the rollout is Healthy (0) or Degraded (2).")
 @kubectl_options
 @click.pass_obj
 @_kube_errors
-def status(g: Globals, rollout, watch) -> None:
+def status(g: Globals, rollout, watch, until_done) -> None:
     """Show one agent Rollout layer by layer, or list them all.
 
     With a name: phase and message (as the Argo plugin computes them), step, set and actual
     weight, the stable and canary composite versions layer by layer (from the ReplicaSets'
-    labels), replicas, and the current revision's AnalysisRuns with each metric's last measured
-    values and its success/failure condition.
+    labels), replicas, the current revision's AnalysisRuns with each metric's last measured
+    values and its success/failure condition, and the tree of revisions, ReplicaSets, pods and
+    AnalysisRuns. Colour on a terminal (not with --no-color, NO_COLOR or a pipe).
 
     Without a name: one line per agent Rollout in the namespace (-A: all namespaces).
+
+    Exit codes: 0; 1 an error; with --until-done, 2 when the rollout ends Degraded.
 
     \b
     Examples:
       kubectl agentroll status my-agent -n agents
-      kubectl agentroll status my-agent -w            # redraw on every change
+      kubectl agentroll status my-agent -w            # redraw on every change (Ctrl-C stops)
+      kubectl agentroll status my-agent -w --until-done
       kubectl agentroll status -A                     # all agent Rollouts, stable -> canary
       kubectl agentroll status my-agent -o json       # the display model as data
     """
+    from kubectl_agentroll import views
+    from kubectl_agentroll.render import render_rows
+
     if rollout and g.all_namespaces:
         _fail("a Rollout name cannot be combined with -A/--all-namespaces")
-    s = _Session(g)
+    if until_done and not (watch and rollout):
+        _fail("--until-done needs -w and a Rollout name")
+    s = _session(g)
+    code = 0
     try:
-        if watch:
-            _status_watch(s, g, rollout)
-            return
-        if rollout:
-            _, model = _fetch_one(s, rollout)
-            _emit(g, render_status(model), model.to_dict(), False, True)
+        if watch and rollout:
+            code = views.watch_one(g, s, rollout, until_done)
+        elif watch:
+            views.watch_all(g, s)
+        elif rollout:
+            _, (model, nodes) = views.fetch_one(s, rollout, tree=True)
+            views.emit(g, *views.one_view(g, model, nodes), False, True)
         else:
-            rows = _fetch_all(s, g)
-            _emit(g, render_rows(rows, g.all_namespaces), [r.to_dict() for r in rows], False, True)
+            rows = views.fetch_all(s, g)
+            text = render_rows(rows, g.all_namespaces, g.style())
+            views.emit(g, text, [r.to_dict() for r in rows], False, True)
     except KeyboardInterrupt:
         click.echo("", err=True)
     finally:
-        s.api.close()
-
-
-def _act(g: Globals, name: str, decide) -> tuple:
-    """Read the Rollout, decide the patch, send it; again on 409 Conflict."""
-    from kubectl_agentroll.actions import Refused, send, with_conflict_retry
-
-    s = _Session(g)
-
-    def attempt():
-        from kubectl_agentroll.rest import ROLLOUTS
-
-        rollout = s.get(ROLLOUTS, name, _what(name, s.namespace))
-        patch, extra = decide(s, rollout)
-        result = send(patch, lambda body, sub: s.patch(name, body, sub))
-        return rollout, result, extra
-
-    try:
-        return with_conflict_retry(attempt)
-    except Refused as err:
-        _fail(str(err))
-    finally:
-        s.api.close()
+        s.close()
+    sys.exit(code)
 
 
 @main.command()
-@click.argument("rollout")
+@rollout_argument()
+@click.option("--for", "condition", type=click.Choice(["healthy", "completed", "paused"]), default="healthy",
+              show_default=True, help="What to wait for (see above).")
+@click.option("--timeout", default="10m", show_default=True, help="Give up after this long: 30s, 10m, 1h.")
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def wait(g: Globals, rollout, condition, timeout) -> None:
+    """Block until the Rollout gets there; the exit code says how it ended (for CI).
+
+    \b
+    --for healthy    fully promoted and Healthy; stops early at a pause that needs a person
+    --for completed  Healthy or Degraded, waiting through any pause
+    --for paused     Paused (at any pause), or Healthy having finished without pausing
+
+    \b
+    Exit codes:
+      0  reached
+      1  error (the Rollout does not exist, the API server cannot be reached, bad flags)
+      2  Degraded: aborted, failed analysis, progress deadline exceeded
+      3  timeout
+      4  paused and waiting for a person (with --for healthy)
+    On 2 and 4 the reason is printed, with the measured values of the analysis that decided.
+
+    \b
+    Examples:
+      kubectl agentroll wait my-agent --for healthy --timeout 15m && ./smoke-test
+      kubectl agentroll wait my-agent --for paused    # the canary reached its first gate
+    """
+    from kubectl_agentroll import waiting
+    from kubectl_agentroll.kubeconfig import parse_duration
+    from kubectl_agentroll.transport import ROLLOUTS
+    from kubectl_agentroll.watch import Feed, Mirror, follow
+
+    try:
+        seconds = parse_duration(timeout, "--timeout")
+    except ValueError as err:
+        _fail(str(err))
+    s = _session(g)
+    try:
+        s.rollout(rollout)  # a missing Rollout is an error now, not a timeout later
+        mirror = Mirror(s.api, [Feed("rollout", ROLLOUTS, s.namespace, name=rollout)])
+        found = {}
+
+        def done():
+            current = mirror.items("rollout")
+            if not current:
+                found["verdict"] = waiting.Verdict(EXIT_ERROR, f"{s.what(rollout)} was deleted")
+                return True
+            found["verdict"] = waiting.verdict(current[0], condition)
+            found["rollout"] = current[0]
+            return found["verdict"] is not None
+
+        if follow(mirror, lambda: None, done, timeout=seconds or None) is None:
+            _fail(f"{s.what(rollout)}: timed out after {timeout} waiting for {condition} "
+                  f"(now: {_phase_line(found.get('rollout'))})", waiting.TIMEOUT)
+        verdict = found["verdict"]
+        if verdict.code == waiting.REACHED:
+            click.echo(f"rollout '{rollout}' {verdict.reason}")
+            return
+        lines = _measured(s, found["rollout"]) if "rollout" in found else []
+        click.echo(f"error: rollout '{rollout}': {verdict.reason}", err=True)
+        for line in lines:
+            click.echo(f"  {line}", err=True)
+        sys.exit(verdict.code)
+    finally:
+        s.close()
+
+
+def _phase_line(rollout) -> str:
+    from kubectl_agentroll.status import rollout_phase
+
+    if not rollout:
+        return "unknown"
+    phase, message = rollout_phase(rollout)
+    return phase + (f": {message}" if message else "")
+
+
+def _measured(s, rollout) -> list[str]:
+    """What the current revision's analysis measured, where it did not pass."""
+    from kubectl_agentroll.revisions import history
+
+    current = (rollout.get("status") or {}).get("currentPodHash")
+    try:
+        runs = s.analysis_runs(rollout, current)
+        replicasets = s.replicasets(rollout)
+    except Exception:  # noqa: BLE001 - the values only enrich the message
+        return []
+    revision = next((r for r in history(rollout, replicasets, runs) if r.pod_template_hash == current), None)
+    if revision is None or revision.analysis == "Successful":
+        return []
+    return revision.decisive
+
+
+def _act(s, name: str, decide) -> tuple:
+    """Read the Rollout, decide the patch, send it guarded by the resourceVersion read; on 409
+    Conflict (it changed in between) read and decide again."""
+    from kubectl_agentroll.actions import send, with_conflict_retry
+    from kubectl_agentroll.status import meta
+
+    def attempt():
+        rollout = s.rollout(name)
+        patch, extra = decide(s, rollout)
+        result = send(patch, lambda body, sub: s.patch(name, body, sub), meta(rollout).get("resourceVersion"))
+        return rollout, result, extra
+
+    return with_conflict_retry(attempt)
+
+
+def _each(g: Globals, rollout: str | None, selector: str | None, act) -> None:
+    """One Rollout, or each Rollout the selector matches (reported one by one; exit 1 if any failed)."""
+    from kubectl_agentroll.actions import Refused
+    from kubectl_agentroll.kube import KubeError
+    from kubectl_agentroll.session import Session
+    from kubectl_agentroll.transport import ROLLOUTS
+
+    if bool(rollout) == bool(selector):
+        _fail("give a Rollout name or -l/--selector" + (", not both" if rollout else ""))
+    s = _session(g)
+    try:
+        if rollout:
+            try:
+                for line in act(s, rollout):
+                    click.echo(line)
+            except Refused as err:
+                _fail(str(err))
+            return
+        namespace = None if g.all_namespaces else s.namespace
+        targets = s.list(ROLLOUTS, f"rollouts matching {selector!r}", namespace, selector)
+        if not targets:
+            _fail(f"no Rollouts match -l {selector!r} in "
+                  + ("any namespace" if namespace is None else f"namespace {namespace!r}"))
+        failed = 0
+        for obj in sorted(targets, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
+            one = Session(s.api, obj["metadata"].get("namespace") or s.namespace)
+            try:
+                for line in act(one, obj["metadata"]["name"]):
+                    click.echo(line)
+            except (Refused, KubeError) as err:
+                failed += 1
+                click.echo(f"error: {err}", err=True)
+        if failed:
+            _fail(f"{failed} of {len(targets)} Rollouts failed")
+    finally:
+        s.close()
+
+
+_SELECTOR = click.option("-l", "--selector", help="Every Rollout with these labels (e.g. team=support).")
+
+
+@main.command()
+@rollout_argument(required=False)
+@_SELECTOR
 @click.option("--full", is_flag=True,
               help="Promote to the end: skip the remaining steps, pauses and analysis.")
 @click.option("--force", is_flag=True,
@@ -476,20 +460,25 @@ def _act(g: Globals, name: str, decide) -> tuple:
 @kubectl_options
 @click.pass_obj
 @_kube_errors
-def promote(g: Globals, rollout, full, force) -> None:
+def promote(g: Globals, rollout, selector, full, force) -> None:
     """Move a paused agent Rollout to its next step (--full: to the end).
 
-    Sends the same patches as `kubectl argo rollouts promote`. Refuses when the current step's
-    AnalysisRun failed, errored or was inconclusive, saying what it measured, unless --force.
+    Sends the same patches as `kubectl argo rollouts promote`, guarded by the Rollout's
+    resourceVersion so a decision is never applied to a Rollout that changed since it was read.
+    Refuses when the current step's AnalysisRun failed, errored or was inconclusive, saying what it
+    measured, unless --force. With -l: every matching Rollout, each reported.
+
+    Exit codes: 0 promoted; 1 refused or an error (with -l: any of them).
 
     \b
     Examples:
       kubectl agentroll promote my-agent              # next step
       kubectl agentroll promote my-agent --full       # skip the remaining steps
       kubectl agentroll promote my-agent --force      # over an inconclusive analysis
+      kubectl agentroll promote -l team=support       # every paused support agent
     """
     from kubectl_agentroll.actions import analysis_problem, plan_promote
-    from kubectl_agentroll.rest import ANALYSIS_RUNS
+    from kubectl_agentroll.transport import ANALYSIS_RUNS
 
     def decide(s, obj):
         runs = []
@@ -501,43 +490,59 @@ def promote(g: Globals, rollout, full, force) -> None:
                 runs = []
         return plan_promote(obj, full=full, force=force, runs=runs), None
 
-    _act(g, rollout, decide)
-    click.echo(f"rollout '{rollout}' {'fully promoted' if full else 'promoted'}")
+    def act(s, name):
+        _act(s, name, decide)
+        return [f"rollout '{name}' {'fully promoted' if full else 'promoted'}"]
+
+    _each(g, rollout, selector, act)
 
 
 @main.command()
-@click.argument("rollout")
+@rollout_argument(required=False)
+@_SELECTOR
 @kubectl_options
 @click.pass_obj
 @_kube_errors
-def abort(g: Globals, rollout) -> None:
+def abort(g: Globals, rollout, selector) -> None:
     """Stop the canary and go back to the stable composite version.
 
     Sends the same patch as `kubectl argo rollouts abort` (status.abort: true): the controller
     scales the canary down and sends all traffic to stable. Prints the version rolled back to.
-    What the canary agent already did (emails, tickets, API calls) is not undone.
+    What the canary agent already did (emails, tickets, API calls) is not undone. With -l: every
+    matching Rollout, each reported.
+
+    Exit codes: 0 aborted; 1 refused or an error (with -l: any of them).
 
     \b
-    Example:
+    Examples:
       kubectl agentroll abort my-agent
+      kubectl agentroll abort -l team=support -A      # stop every support canary, everywhere
       kubectl agentroll retry my-agent                # later: try the canary again
     """
     from kubectl_agentroll.actions import plan_abort
-    from kubectl_agentroll.rest import REPLICA_SETS
 
-    def decide(s, obj):
-        replicasets = s.list(REPLICA_SETS, f"replicasets of {_what(rollout, s.namespace)}",
-                             s.namespace, _rs_selector(obj))
-        return plan_abort(obj, replicasets)
+    def act(s, name):
+        _, _, lines = _act(s, name, lambda s, obj: plan_abort(obj, s.replicasets(obj)))
+        return [f"rollout '{name}' aborted", *lines]
 
-    _, _, lines = _act(g, rollout, decide)
-    click.echo(f"rollout '{rollout}' aborted")
-    for line in lines:
-        click.echo(line)
+    _each(g, rollout, selector, act)
+
+
+def _simple(g: Globals, rollout: str, plan, done: str) -> None:
+    from kubectl_agentroll.actions import Refused
+
+    s = _session(g)
+    try:
+        _act(s, rollout, lambda s, obj: (plan(obj), None))
+    except Refused as err:
+        _fail(str(err))
+    finally:
+        s.close()
+    click.echo(f"rollout '{rollout}' {done}")
 
 
 @main.command()
-@click.argument("rollout")
+@rollout_argument()
 @kubectl_options
 @click.pass_obj
 @_kube_errors
@@ -545,6 +550,7 @@ def retry(g: Globals, rollout) -> None:
     """Resume an aborted agent Rollout: the canary starts again from the first step.
 
     Sends the same patch as `kubectl argo rollouts retry rollout` (status.abort: false).
+    Exit codes: 0 retried; 1 not aborted, or an error.
 
     \b
     Example:
@@ -552,12 +558,202 @@ def retry(g: Globals, rollout) -> None:
     """
     from kubectl_agentroll.actions import plan_retry
 
-    _act(g, rollout, lambda s, obj: (plan_retry(obj), None))
-    click.echo(f"rollout '{rollout}' retried")
+    _simple(g, rollout, plan_retry, "retried")
+
+
+@main.command()
+@rollout_argument()
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def pause(g: Globals, rollout) -> None:
+    """Pause the Rollout where it is (spec.paused: true, as `kubectl argo rollouts pause`).
+
+    `promote` resumes it. Exit codes: 0 paused; 1 already paused, or an error.
+
+    \b
+    Example:
+      kubectl agentroll pause my-agent
+    """
+    from kubectl_agentroll.actions import plan_pause
+
+    _simple(g, rollout, plan_pause, "paused")
+
+
+@main.command()
+@rollout_argument()
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def restart(g: Globals, rollout) -> None:
+    """Restart the Rollout's pods (spec.restartAt: now, as `kubectl argo rollouts restart`).
+
+    The controller replaces the pods oldest first, within maxUnavailable; the version does not
+    change. Exit codes: 0 restart requested; 1 an error.
+
+    \b
+    Example:
+      kubectl agentroll restart my-agent
+    """
+    from datetime import datetime, timezone
+
+    from kubectl_agentroll.actions import plan_restart
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _simple(g, rollout, lambda obj: plan_restart(obj, now), "restarts")
+
+
+@main.command()
+@rollout_argument()
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def history(g: Globals, rollout) -> None:
+    """Every revision the Rollout still has: its composite version layer by layer, when it was
+    created, and the outcome of its analysis, with the measured values that decided it.
+
+    The controller keeps revisionHistoryLimit ReplicaSets (default 10) and analysisRunHistoryLimit
+    AnalysisRuns (default 5 successful, 5 unsuccessful): older ones are not shown.
+    Exit codes: 0; 1 an error.
+
+    \b
+    Examples:
+      kubectl agentroll history my-agent
+      kubectl agentroll history my-agent -o json
+    """
+    from kubectl_agentroll import views
+    from kubectl_agentroll.render import render_history
+    from kubectl_agentroll.revisions import history as history_of
+
+    s = _session(g)
+    try:
+        obj = s.rollout(rollout)
+        revisions = history_of(obj, s.replicasets(obj), s.analysis_runs(obj))
+    finally:
+        s.close()
+    if g.output != "table":
+        click.echo(views.dump(g, [r.to_dict() for r in revisions]))
+    elif not revisions:
+        click.echo(f"{s.what(rollout)} has no revisions yet")
+    else:
+        click.echo(render_history(revisions, g.style()))
+
+
+@main.command()
+@rollout_argument()
+@click.option("--to-revision", type=int, help="The revision to go back to (see `history`).")
+@click.option("--to-version", help="The composite version to go back to (see `history`).")
+@click.option("--force", is_flag=True, help="Even to a revision whose analysis failed or was inconclusive.")
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def undo(g: Globals, rollout, to_revision, to_version, force) -> None:
+    """Put an earlier revision back: its pod template AND its layer annotations, in one patch.
+
+    Default target: the newest earlier revision whose analysis passed. The patch restores the
+    revision's pod template (as `kubectl argo rollouts undo`) and the annotations the webhook reads
+    (agentroll.dev/prompt-version, model-version, tools, container), so the webhook computes the
+    same composite version again and the controller rolls back to that ReplicaSet. Refuses a target
+    whose analysis failed or was inconclusive unless --force.
+
+    Exit codes: 0 rolled back; 1 refused (no such revision, failed analysis) or an error.
+
+    \b
+    Examples:
+      kubectl agentroll undo my-agent                 # the last revision that passed
+      kubectl agentroll undo my-agent --to-revision 3
+      kubectl agentroll undo my-agent --to-version 6113aff949
+    """
+    from kubectl_agentroll.actions import Refused, with_conflict_retry
+    from kubectl_agentroll.revisions import history as history_of
+    from kubectl_agentroll.revisions import plan_undo, undo_target
+    from kubectl_agentroll.status import find_by_hash, replicasets_of
+    from kubectl_agentroll.transport import JSON_PATCH
+
+    s = _session(g)
+
+    def attempt():
+        obj = s.rollout(rollout)
+        replicasets = s.replicasets(obj)
+        target = undo_target(obj, history_of(obj, replicasets, s.analysis_runs(obj)), to_revision,
+                             to_version, force)
+        rs = find_by_hash(replicasets_of(obj, replicasets), target.pod_template_hash)
+        s.patch(rollout, plan_undo(obj, rs), content_type=JSON_PATCH)
+        return target
+
+    try:
+        target = with_conflict_retry(attempt)
+    except Refused as err:
+        _fail(str(err))
+    finally:
+        s.close()
+    v = target.version
+    layers = ", ".join(f"{layer} {v.raw[layer] if v.raw[layer] != 'unset' else v.layers[layer]}"
+                       for layer in ("prompt", "model", "tools", "image"))
+    click.echo(f"rollout '{rollout}' rolled back to revision {target.revision}, composite version "
+               f"{v.composite} ({layers})")
+
+
+@main.command("set")
+@click.argument("layer", type=click.Choice(["prompt", "model", "tools", "image"]))
+@rollout_argument()
+@click.argument("value")
+@click.option("--dry-run", type=click.Choice(["none", "server"]), default="none", show_default=True,
+              help="server: send it with dryRun, show the resulting composite version, change nothing.")
+@kubectl_options
+@click.pass_obj
+@_kube_errors
+def set_layer(g: Globals, layer, rollout, value, dry_run) -> None:
+    """Change one layer of an agent: prompt, model, tools (name@version,...; "none" for no tools)
+    or the agent container's image.
+
+    Prompt, model and tools are the Rollout's agentroll.dev/ annotations (the webhook turns them
+    into the composite version); image is the agent container's image (agentroll.dev/container,
+    else the first). Prints which layer changes, and the webhook's warnings.
+
+    Exit codes: 0 changed (or would change); 1 bad value, nothing to change, or an error.
+
+    \b
+    Examples:
+      kubectl agentroll set prompt my-agent support-v8
+      kubectl agentroll set tools my-agent crm-mcp-server@1.3.0,search@2.0.1
+      kubectl agentroll set image my-agent ghcr.io/acme/agent:1.9.0 --dry-run=server
+    """
+    from kubectl_agentroll.actions import Refused, plan_set, with_conflict_retry
+    from kubectl_agentroll.composite import COMPOSITE_VERSION
+    from kubectl_agentroll.transport import JSON_PATCH, MERGE_PATCH
+
+    s = _session(g)
+    server = dry_run == "server"
+
+    def attempt():
+        plan = plan_set(s.rollout(rollout), layer, value)
+        result = s.patch(rollout, plan.body, content_type=JSON_PATCH if plan.json_patch else MERGE_PATCH,
+                         dry_run=server)
+        return plan, result
+
+    try:
+        plan, result = with_conflict_retry(attempt)
+    except Refused as err:
+        _fail(str(err))
+    finally:
+        s.close()
+    for warning in getattr(s.api, "warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
+    for changed, old, new in plan.changes:
+        click.echo(f"{changed}: {old} -> {new}")
+    labelled = ((result or {}).get("metadata") or {}).get("labels", {}).get(COMPOSITE_VERSION)
+    if labelled is None:
+        after = "not labelled (the webhook did not mutate this Rollout)"
+    else:
+        after = labelled + ("" if labelled == plan.composite_after else
+                            f" (expected {plan.composite_after}: the webhook computed otherwise)")
+    click.echo(f"composite version: {plan.composite_before} -> {after}")
+    click.echo(f"rollout '{rollout}' {'would be updated (server dry run)' if server else 'updated'}")
 
 
 @main.command("version-diff")
-@click.argument("rollout")
+@rollout_argument()
 @click.option("--revision", type=int, help="The older revision (default: stable, or the one before --to).")
 @click.option("--to", "to", type=int, help="The newer revision (default: the canary, or the latest).")
 @kubectl_options
@@ -574,23 +770,23 @@ def version_diff(g: Globals, rollout, revision, to) -> None:
       kubectl agentroll version-diff my-agent
       kubectl agentroll version-diff my-agent --revision 3 --to 5 -o json
     """
-    from kubectl_agentroll.rest import REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll import views
+    from kubectl_agentroll.render import tabulate
     from kubectl_agentroll.status import DiffError
     from kubectl_agentroll.status import version_diff as diff_of
 
-    s = _Session(g)
+    s = _session(g)
     try:
-        what = _what(rollout, s.namespace)
-        obj = s.get(ROLLOUTS, rollout, what)
-        replicasets = s.list(REPLICA_SETS, f"replicasets of {what}", s.namespace, _rs_selector(obj))
+        obj = s.rollout(rollout)
+        replicasets = s.replicasets(obj)
     finally:
-        s.api.close()
+        s.close()
     try:
         diff = diff_of(obj, replicasets, revision, to)
     except DiffError as err:
         _fail(str(err))
     if g.output != "table":
-        click.echo(_dump(g, diff.to_dict()))
+        click.echo(views.dump(g, diff.to_dict()))
         return
     old, new = diff.old, diff.new
     rows = []

@@ -121,26 +121,30 @@ class Recorder:
         self.sent.append((subresource, body))
         if subresource in self.fail:
             raise self.fail[subresource]
-        return {"sent": body}
+        return {"metadata": {"resourceVersion": f"after-{len(self.sent)}"}}
 
 
-def test_status_patch_goes_first_then_spec():
+def _rv(rv):
+    return {"metadata": {"resourceVersion": rv}}
+
+
+def test_status_patch_goes_first_then_spec_each_guarded_by_the_version_it_follows():
     rec = Recorder()
-    ac.send(ac.Patch(status={"status": 1}, spec={"spec": 2}, unified={"both": 3}), rec)
-    assert rec.sent == [("status", {"status": 1}), (None, {"spec": 2})]
+    ac.send(ac.Patch(status={"status": 1}, spec={"spec": 2}, unified={"both": 3}), rec, "41")
+    assert rec.sent == [("status", {"status": 1, **_rv("41")}), (None, {"spec": 2, **_rv("after-1")})]
 
 
 def test_status_subresource_404_falls_back_to_the_unified_patch_on_the_rollout():
     rec = Recorder(fail={"status": KubeError("rollout not found", 404)})
-    ac.send(ac.Patch(status={"status": 1}, spec=None, unified={"both": 3}), rec)
-    assert rec.sent == [("status", {"status": 1}), (None, {"both": 3})]
+    ac.send(ac.Patch(status={"status": 1}, spec=None, unified={"both": 3}), rec, "41")
+    assert rec.sent == [("status", {"status": 1, **_rv("41")}), (None, {"both": 3, **_rv("41")})]
 
 
 def test_forbidden_status_patch_is_an_error_not_a_fallback():
     rec = Recorder(fail={"status": KubeError("not allowed", 403)})
     with pytest.raises(KubeError, match="not allowed"):
-        ac.send(ac.Patch(status={"status": 1}, unified={"both": 3}), rec)
-    assert rec.sent == [("status", {"status": 1})]
+        ac.send(ac.Patch(status={"status": 1}, unified={"both": 3}), rec, "41")
+    assert rec.sent == [("status", {"status": 1, **_rv("41")})]
 
 
 def test_conflicts_are_retried_by_reading_again():
@@ -200,15 +204,15 @@ def test_unexpected_exceptions_become_one_line(monkeypatch, capsys):
 
 
 def test_kubeconfig_namespace_and_merge(tmp_path):
-    from kubectl_agentroll.rest import load_target
+    from kubectl_agentroll.kubeconfig import Flags, load_target
 
     first = _kubeconfig(tmp_path)
     other = tmp_path / "other"
     other.write_text("current-context: elsewhere\ncontexts: [{name: local, context: {cluster: x, namespace: ignored}}]\n")
-    target = load_target(f"{first}:{other}", None)
+    target = load_target(Flags(kubeconfig=f"{first}:{other}"))
     assert target.namespace == "agents" and target.token == "abc" and target.insecure
     with pytest.raises(KubeError, match="--context nope"):
-        load_target(first, "nope")
+        load_target(Flags(kubeconfig=first, context="nope"))
 
 
 def test_canary_hash_constant_matches_fixture():

@@ -1,0 +1,149 @@
+"""What `status` shows and how it stays current: the reads behind a view, the view as text or data,
+and the live views of `status -w` (one Rollout with its ReplicaSets, pods and AnalysisRuns; or the
+list), redrawn in place on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+def fetch_one(s, name: str, tree: bool = False):
+    """The Rollout, its status model and (when asked) its revision tree: 3 requests, 4 with the tree."""
+    rollout = s.rollout(name)
+    replicasets = s.replicasets(rollout)
+    runs = s.analysis_runs(rollout)
+    pods = s.pods(rollout) if tree else []
+    return rollout, model_of(rollout, replicasets, runs, pods, tree)
+
+
+def model_of(rollout, replicasets, runs, pods, tree: bool):
+    from datetime import datetime, timezone
+
+    from kubectl_agentroll.status import rollout_status
+    from kubectl_agentroll.tree import revision_tree
+
+    model = rollout_status(rollout, replicasets, runs)
+    nodes = revision_tree(rollout, replicasets, pods, runs, datetime.now(timezone.utc)) if tree else None
+    return model, nodes
+
+
+def fetch_all(s, g):
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
+    from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
+
+    namespace = None if g.all_namespaces else s.namespace
+    where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
+    rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
+    replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH)
+    return rollout_rows(rollouts, replicasets)
+
+
+def dump(g, data) -> str:
+    if g.output == "json":
+        return json.dumps(data, indent=2)
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
+
+
+def one_view(g, model, nodes) -> tuple[str, object]:
+    from kubectl_agentroll.render import render_status
+    from kubectl_agentroll.tree import to_dicts
+
+    data = model.to_dict()
+    if nodes is not None:
+        data["revisions"] = to_dicts(nodes)
+    return render_status(model, nodes, g.style()), data
+
+
+def emit(g, text: str, data, watching: bool, first: bool) -> None:
+    from kubectl_agentroll.render import frame
+
+    if g.output != "table":
+        if watching and g.output == "json":
+            click.echo(json.dumps(data, separators=(",", ":")))
+        else:
+            click.echo(("---\n" if watching and not first else "") + dump(g, data))
+        return
+    if watching and sys.stdout.isatty():
+        click.echo(("\x1b[2J" if first else "") + frame(text), nl=False)
+    else:
+        click.echo(("\n" if watching and not first else "") + text)
+
+
+def printer(g):
+    """Emit a view unless it is the same as the last one."""
+    shown = {"last": None, "first": True}
+
+    def draw(text: str, data) -> None:
+        key = json.dumps(data, sort_keys=True, default=str)
+        if key != shown["last"]:
+            emit(g, text, data, True, shown["first"])
+            shown["first"], shown["last"] = False, key
+
+    return draw
+
+
+def watch_one(g, s, name: str, until_done: bool) -> int:
+    """Redraw one Rollout from live copies of it, its ReplicaSets, pods and AnalysisRuns."""
+    from kubectl_agentroll import waiting
+    from kubectl_agentroll.session import rs_selector
+    from kubectl_agentroll.transport import ANALYSIS_RUNS, PODS, REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll.watch import Feed, Mirror, follow
+
+    rollout = s.rollout(name)
+    selector = rs_selector(rollout)
+    mirror = Mirror(s.api, [Feed("rollout", ROLLOUTS, s.namespace, name=name),
+                            Feed("rs", REPLICA_SETS, s.namespace, selector),
+                            Feed("pods", PODS, s.namespace, selector),
+                            Feed("runs", ANALYSIS_RUNS, s.namespace)])
+    draw_text = printer(g)
+    outcome = {}
+
+    def draw() -> None:
+        current = mirror.items("rollout")
+        if not current:
+            return
+        model, nodes = model_of(current[0], mirror.items("rs"), mirror.items("runs"), mirror.items("pods"),
+                              tree=True)
+        draw_text(*one_view(g, model, nodes))
+
+    def done():
+        current = mirror.items("rollout")
+        if not current:
+            outcome["deleted"] = True
+            return True
+        if until_done:
+            verdict = waiting.verdict(current[0], "completed")
+            if verdict is not None:
+                outcome["verdict"] = verdict
+                return True
+        return False
+
+    follow(mirror, draw, done)
+    if outcome.get("deleted"):
+        click.echo(f"{s.what(name)} was deleted", err=True)
+        return waiting.ERROR
+    verdict = outcome.get("verdict")
+    return verdict.code if verdict is not None else 0
+
+
+def watch_all(g, s) -> None:
+    from kubectl_agentroll.render import render_rows
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
+    from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
+    from kubectl_agentroll.watch import Feed, Mirror, follow
+
+    namespace = None if g.all_namespaces else s.namespace
+    mirror = Mirror(s.api, [Feed("rollouts", ROLLOUTS, namespace),
+                            Feed("rs", REPLICA_SETS, namespace, POD_TEMPLATE_HASH)])
+    draw_text = printer(g)
+
+    def draw() -> None:
+        rows = rollout_rows(mirror.items("rollouts"), mirror.items("rs"))
+        draw_text(render_rows(rows, g.all_namespaces, g.style()), [r.to_dict() for r in rows])
+
+    follow(mirror, draw)
