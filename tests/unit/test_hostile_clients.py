@@ -233,24 +233,26 @@ def test_descriptor_exhaustion_is_logged_at_a_bounded_rate_and_recovers(tmp_path
     server = Webhook(tmp_path, *TIMEOUTS, nofile=64)
     held = []
     try:
-        for _ in range(120):
-            held.append(socket.create_connection(("127.0.0.1", server.port)))
-        time.sleep(3)
-        out = server.output()
-        assert "Too many open files" in out or "out of system resource" in out
-        assert len(out.splitlines()) < 40, f"{len(out.splitlines())} lines in 3 s"
-    finally:
-        for sock in held:
-            sock.close()
-    deadline = time.monotonic() + 15
-    while True:
         try:
-            assert_still_serving(server)
-            break
-        except (OSError, AssertionError):
-            assert time.monotonic() < deadline, "the server did not recover: " + server.output()[-2000:]
-            time.sleep(0.2)
-    server.stop()
+            for _ in range(120):
+                held.append(socket.create_connection(("127.0.0.1", server.port)))
+            time.sleep(3)
+            out = server.output()
+            assert "Too many open files" in out or "out of system resource" in out
+            assert len(out.splitlines()) < 40, f"{len(out.splitlines())} lines in 3 s"
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert_still_serving(server)
+                break
+            except (OSError, AssertionError):
+                assert time.monotonic() < deadline, "did not recover: " + server.output()[-2000:]
+                time.sleep(0.2)
+    finally:
+        server.stop()
 
 
 def test_metrics_port_serves_metrics_only_over_plain_http(tmp_path):
