@@ -116,6 +116,17 @@ def test_stalled_client_is_dropped_logged_and_counted(hook, sent):
     assert_still_serving(hook)
 
 
+def test_upload_abandoned_mid_body_gets_a_log_line_and_a_metric(hook):
+    before = metric(hook, "aborted")
+    sock = tls_socket(hook)
+    sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+    time.sleep(0.2)
+    sock.close()
+    assert '"client went away before the body was complete"' in hook.logged("went away")
+    assert metric(hook, "aborted") == before + 1
+    assert_still_serving(hook)
+
+
 def test_idle_keepalive_connection_is_closed_after_the_idle_timeout(hook):
     conn = hook.connect()
     conn.request("GET", "/healthz")
