@@ -73,7 +73,9 @@ def test_default_render(cluster):
     assert "Certificate" not in kinds
 
     (config,) = by_kind(docs, "MutatingWebhookConfiguration")
-    (secret,) = by_kind(docs, "Secret")
+    secrets = {d["metadata"]["name"]: d for d in by_kind(docs, "Secret")}
+    assert set(secrets) == {f"{WEBHOOK}-tls", f"{WEBHOOK}-ca"}
+    secret = secrets[f"{WEBHOOK}-tls"]
     assert [h["name"] for h in config["webhooks"]] == ["annotated.rollouts.agentroll.dev",
                                                      "labelled.rollouts.agentroll.dev",
                                                      "policy.rollouts.agentroll.dev"]

@@ -116,6 +116,17 @@ def test_stalled_client_is_dropped_logged_and_counted(hook, sent):
     assert_still_serving(hook)
 
 
+def test_upload_abandoned_mid_body_gets_a_log_line_and_a_metric(hook):
+    before = metric(hook, "aborted")
+    sock = tls_socket(hook)
+    sock.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+    time.sleep(0.2)
+    sock.close()
+    assert '"client went away before the body was complete"' in hook.logged("went away")
+    assert metric(hook, "aborted") == before + 1
+    assert_still_serving(hook)
+
+
 def test_idle_keepalive_connection_is_closed_after_the_idle_timeout(hook):
     conn = hook.connect()
     conn.request("GET", "/healthz")
@@ -233,24 +244,26 @@ def test_descriptor_exhaustion_is_logged_at_a_bounded_rate_and_recovers(tmp_path
     server = Webhook(tmp_path, *TIMEOUTS, nofile=64)
     held = []
     try:
-        for _ in range(120):
-            held.append(socket.create_connection(("127.0.0.1", server.port)))
-        time.sleep(3)
-        out = server.output()
-        assert "Too many open files" in out or "out of system resource" in out
-        assert len(out.splitlines()) < 40, f"{len(out.splitlines())} lines in 3 s"
-    finally:
-        for sock in held:
-            sock.close()
-    deadline = time.monotonic() + 15
-    while True:
         try:
-            assert_still_serving(server)
-            break
-        except (OSError, AssertionError):
-            assert time.monotonic() < deadline, "the server did not recover: " + server.output()[-2000:]
-            time.sleep(0.2)
-    server.stop()
+            for _ in range(120):
+                held.append(socket.create_connection(("127.0.0.1", server.port)))
+            time.sleep(3)
+            out = server.output()
+            assert "Too many open files" in out or "out of system resource" in out
+            assert len(out.splitlines()) < 40, f"{len(out.splitlines())} lines in 3 s"
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert_still_serving(server)
+                break
+            except (OSError, AssertionError):
+                assert time.monotonic() < deadline, "did not recover: " + server.output()[-2000:]
+                time.sleep(0.2)
+    finally:
+        server.stop()
 
 
 def test_metrics_port_serves_metrics_only_over_plain_http(tmp_path):
