@@ -8,6 +8,7 @@ they need, and never replace an array the user wrote: steps are inserted one by 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -107,14 +108,68 @@ def analysis_args(policy: Policy) -> list[dict]:
     return args + list(extra.values())
 
 
-def analysis_block(templates: Sequence[TemplateRef], policy: Policy) -> dict:
-    """A fresh copy each call (patches are data the caller owns), built once per policy."""
-    key = ("analysis", tuple(templates))
+def analysis_block(templates: Sequence[TemplateRef], policy: Policy, plan: str | None = None) -> dict:
+    """A fresh copy each call (patches are data the caller owns), built once per policy and plan.
+    With a plan, the judge's args too: the look plan and the interval of its looks."""
+    key = ("analysis", tuple(templates), plan)
     text = policy.memo.get(key)
     if text is None:
-        block = {"templates": [t.to_argo() for t in templates], "args": analysis_args(policy)}
+        args = analysis_args(policy)
+        if plan:
+            given = {a["name"] for a in args}
+            args += [a for a in ({"name": "plan", "value": plan},
+                                 {"name": "look-interval", "value": policy.look_interval})
+                     if a["name"] not in given]
+        block = {"templates": [t.to_argo() for t in templates], "args": args}
         text = policy.memo[key] = orjson.dumps(block)
     return orjson.loads(text)
+
+
+_DURATION = re.compile(r"^([0-9]+)[smh]?$")
+OPEN_PAUSE = "10m"  # what the judge plans for a pause that waits for a human
+
+
+def look_plan(steps: Sequence, look_interval: str) -> str | None:
+    """The judge's look plan from a canary's steps: each setWeight strictly between 0 and 100 with
+    the pause that follows it before the next setWeight, e.g. `5:5m,25:10m,50:10m`. A pause
+    without a duration counts as OPEN_PAUSE, no pause as one look interval."""
+    parts: list[str] = []
+    weight: int | None = None
+    for step in [*steps, {"setWeight": None}]:
+        if not isinstance(step, dict):
+            continue
+        if "setWeight" in step:
+            if weight is not None:
+                parts.append(f"{weight}:{look_interval}")
+            w = step["setWeight"]
+            below = isinstance(w, int) and not isinstance(w, bool) and 0 < w < 100
+            weight = w if below else None
+        elif "pause" in step and weight is not None:
+            pause = step["pause"] if isinstance(step["pause"], dict) else {}
+            parts.append(f"{weight}:{_pause_duration(pause.get('duration')) or OPEN_PAUSE}")
+            weight = None
+    return ",".join(parts) or None
+
+
+def _pause_duration(duration: object) -> str | None:
+    """An Argo pause duration (seconds, or a number with s, m or h) above zero, else None."""
+    if isinstance(duration, bool) or not isinstance(duration, (int, str)):
+        return None
+    text = str(duration)
+    match = _DURATION.match(text)
+    return text if match and int(match.group(1)) > 0 else None
+
+
+def _background_op(canary: Mapping, steps: Sequence, plan: str | None, policy: Policy) -> list[dict]:
+    """Argo background analysis with the judge's looks during every pause, from the first canary
+    step on, unless the Rollout has background analysis of its own."""
+    if not plan or not policy.background_templates or canary.get("analysis") is not None:
+        return []
+    first = next(i for i, step in enumerate(steps) if isinstance(step, dict) and "setWeight" in step
+                 and isinstance(step["setWeight"], int) and 0 < step["setWeight"] < 100)
+    block = analysis_block(policy.background_templates, policy, plan)
+    block["startingStep"] = first + 1
+    return [{"op": "add", "path": pointer("spec", "strategy", "canary", "analysis"), "value": block}]
 
 
 def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef, ...]:
@@ -205,14 +260,14 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
     step_list = steps or []
     names = {t.name for t in templates}
     inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
+    # Our own background analysis survives a `kubectl apply` of the user's steps (the user never
+    # wrote it), so it is not a reason to leave those steps ungated.
+    ours = _references(canary.get("analysis"), {t.name for t in policy.background_templates})
     if policy.mode == ALWAYS_APPEND:
         has_analysis = any(_references(a, names) for a in inline)
     else:
-        has_analysis = bool(inline) or canary.get("analysis") is not None
+        has_analysis = bool(inline) or (canary.get("analysis") is not None and not ours)
     inject = bool(templates) and not has_analysis
-
-    def step() -> dict:
-        return {"analysis": analysis_block(templates, policy)}
 
     if not step_list:
         defaults = copy.deepcopy(list(policy.default_steps))
@@ -220,24 +275,28 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
         positions = analysis_positions(defaults, MAX_INSERTED_STEPS) if gated else []
         what = f"policy {policy.name!r} defaultSteps and their analysis"
         _check_inserted(len(defaults) + len(positions), what)
+        plan = look_plan(defaults, policy.look_interval) if gated else None
         for offset, position in enumerate(positions):
-            defaults.insert(position + offset, step())
+            defaults.insert(position + offset, {"analysis": analysis_block(templates, policy, plan)})
         if not defaults:
             return []
+        background = _background_op(canary, defaults, plan, policy) if positions else []
         if steps is None:
-            return [{"op": "add", "path": pointer(*base), "value": defaults}]
-        return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults]
+            return [{"op": "add", "path": pointer(*base), "value": defaults}, *background]
+        return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults] + background
 
     if not inject:
         return []
     positions = analysis_positions(step_list, MAX_INSERTED_STEPS)
     _check_inserted(len(positions), "one analysis step per setWeight below 100")
+    plan = look_plan(step_list, policy.look_interval) if positions else None
     ops = []
     for offset, position in enumerate(positions):
         index = position + offset
         end = position == len(step_list)
-        ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step()})
-    return ops
+        step = {"analysis": analysis_block(templates, policy, plan)}
+        ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step})
+    return ops + (_background_op(canary, step_list, plan, policy) if positions else [])
 
 
 def blue_green_ops(

@@ -16,6 +16,7 @@ from kubectl_agentroll.composite import DEFAULT_MODEL_ENV_VARS
 INJECT_IF_ABSENT = "inject-if-absent"
 ALWAYS_APPEND = "always-append"
 MODES = (INJECT_IF_ABSENT, ALWAYS_APPEND)
+_DURATION = re.compile(r"^[0-9]+[smh]$")
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -61,6 +62,8 @@ class Policy:
 
     name: str = "built-in"
     templates: tuple[TemplateRef, ...] = (TemplateRef("agent-quality"),)
+    background_templates: tuple[TemplateRef, ...] = (TemplateRef("agent-quality-watch"),)
+    look_interval: str = "1m"
     extra_args: tuple[dict, ...] = ()
     mode: str = INJECT_IF_ABSENT
     allowed_templates: tuple[str, ...] | None = None
@@ -142,6 +145,17 @@ def policy_from_spec(spec: object, name: str = "policy") -> Policy:
         args = analysis["args"] or []
         _require(isinstance(args, list), "spec.analysis.args", "a list")
         kwargs["extra_args"] = tuple(_arg(a, f"spec.analysis.args[{i}]") for i, a in enumerate(args))
+    if "backgroundTemplates" in analysis:
+        background = analysis["backgroundTemplates"] or []
+        _require(isinstance(background, list), "spec.analysis.backgroundTemplates", "a list")
+        kwargs["background_templates"] = tuple(
+            _template_ref(t, f"spec.analysis.backgroundTemplates[{i}]") for i, t in enumerate(background)
+        )
+    if "lookInterval" in analysis:
+        interval = analysis["lookInterval"]
+        _require(isinstance(interval, str) and _DURATION.match(interval) is not None
+                 and int(interval[:-1]) > 0, "spec.analysis.lookInterval", "a duration such as 30s, 1m or 2h")
+        kwargs["look_interval"] = interval
     if "mode" in analysis:
         _require(analysis["mode"] in MODES, "spec.analysis.mode", " or ".join(MODES))
         kwargs["mode"] = analysis["mode"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubectl_agentroll import verdictview
+
 GREEN, RED, YELLOW, GREY, CYAN, BOLD = "32", "31", "33", "90", "36", "1"
 
 ICONS = {
@@ -109,12 +111,33 @@ def render_status(model, tree=None, style: Style = Style()) -> str:  # noqa: B00
             lines.append("")
             lines.append(_painted_table(metric_rows, [
                 "RUN", "METRIC", "PHASE", "LAST VALUES", "SUCCESS IF", "FAILURE IF", "OK/FAIL/INC/ERR"]))
+        lines += _judge_lines(model.analysis_runs, style)
     for note in model.notes:
         lines.append(f"Note: {note}")
     if tree:
         lines.append("")
         lines.append(render_tree(model.name, model.phase, tree, style))
     return "\n".join(lines)
+
+
+def _judge_lines(runs, style: Style) -> list[str]:
+    """The judge's last answer per run that asked it: canary vs stable with intervals, the
+    statistic against its boundary, the information in, and why, in plain words."""
+    lines = []
+    for run in runs:
+        for m in run.metrics:
+            v = m.verdict
+            if v is None:
+                continue
+            lines += ["", f"{run.name}: {verdictview.headline(v)}"]
+            if v.metrics:
+                cells = [(e, (e.canary, e.stable, e.difference, e.statistic, e.boundary, e.information))
+                         for e in v.metrics]
+                rows = [[(e.metric, e.metric), style.state(e.status), *[(c, c) for c in rest]]
+                        for e, rest in cells]
+                lines.append(_painted_table(rows, ["METRIC", "STATUS", "CANARY", "STABLE", "DIFFERENCE",
+                                                   "STATISTIC", "FAILS AT", "INFORMATION"]))
+    return lines
 
 
 def render_tree(name: str, phase: str, nodes, style: Style = Style()) -> str:  # noqa: B008 - frozen

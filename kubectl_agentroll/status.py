@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from kubectl_agentroll import composite as cv
+from kubectl_agentroll import verdictview
 
 POD_TEMPLATE_HASH = "rollouts-pod-template-hash"
 ROLLOUT_TYPE = "rollout-type"
@@ -365,6 +366,7 @@ class Metric:
     inconclusive: int
     error: int
     message: str | None = None
+    verdict: verdictview.VerdictView | None = None  # the judge's last answer, when this metric asks it
 
 
 @dataclass
@@ -393,6 +395,9 @@ def analysis_of(run: Mapping) -> Analysis:
         spec_metric, result = by_name.get(name, {}), results.get(name, {})
         measurements = [_map(m) for m in _list(result.get("measurements"))]
         values = [str(m["value"]) for m in measurements if m.get("value") not in (None, "")]
+        verdicts = [verdictview.parse(v) for v in values]
+        verdict = verdicts[-1] if verdicts else None
+        values = [v.decision if v else raw for v, raw in zip(verdicts, values, strict=True)]
         metrics.append(Metric(
             name=str(name),
             phase=str(result.get("phase") or "Pending"),
@@ -405,6 +410,7 @@ def analysis_of(run: Mapping) -> Analysis:
             inconclusive=_int(result.get("inconclusive")),
             error=_int(result.get("error")),
             message=result.get("message") or None,
+            verdict=verdict,
         ))
     step = labels.get(STEP_INDEX)
     return Analysis(

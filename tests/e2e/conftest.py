@@ -226,3 +226,31 @@ def agent_traffic(cluster, tmp_path):
     yield start
     for t in started:
         t.close()
+
+
+@pytest.fixture
+def judge(cluster, tmp_path):
+    """`agentroll-webhook judge` as a local process reading the cluster's Prometheus; its base URL."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path / "judge.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "webhook", "judge", "--host", "127.0.0.1", "--port", str(port),
+                             "--prometheus", cluster.prometheus_url, "--query-timeout", "5"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cluster.env)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        assert proc.poll() is None, f"the judge exited: {(tmp_path / 'judge.log').read_text()[-2000:]}"
+        try:
+            return _NO_PROXY.open(f"{base}/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    cluster.wait_for(healthy, timeout=30, what="the judge /healthz")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()

@@ -97,7 +97,8 @@ def test_default_render(cluster):
 
     (deploy,) = by_kind(docs, "Deployment")
     pod = deploy["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, judge = pod["containers"]
+    assert judge["args"][:2] == ["judge", "--port=8090"] and judge["readinessProbe"]["httpGet"]["port"] == "judge"
     assert deploy["spec"]["replicas"] == 2
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -111,7 +112,8 @@ def test_default_render(cluster):
     assert "--watch-policies" in container["args"]
     assert "--request-timeout=5" in container["args"] and "--metrics-port=9090" in container["args"]
     (netpol,) = by_kind(docs, "NetworkPolicy")
-    admission, metrics_rule = netpol["spec"]["ingress"]
+    admission, metrics_rule, judge_rule = netpol["spec"]["ingress"]
+    assert judge_rule["ports"] == [{"port": 8090, "protocol": "TCP"}] and judge_rule["from"]
     assert admission["ports"] == [{"port": 8443, "protocol": "TCP"}] and "from" not in admission
     assert metrics_rule["ports"] == [{"port": 9090, "protocol": "TCP"}] and metrics_rule["from"]
     assert netpol["spec"]["podSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
@@ -122,7 +124,19 @@ def test_default_render(cluster):
     assert verbs == {("agentroll.dev", "agentrollpolicies"): {"list", "watch"},
                      ("", "namespaces"): {"list", "watch"}}
 
-    (template,) = by_kind(docs, "ClusterAnalysisTemplate")
+    templates = {t["metadata"]["name"]: t for t in by_kind(docs, "ClusterAnalysisTemplate")}
+    assert set(templates) == {"agent-quality", "agent-quality-watch", "agent-quality-promql"}
+    for name, count in (("agent-quality", 1), ("agent-quality-watch", None)):
+        (metric,) = templates[name]["spec"]["metrics"]
+        assert metric.get("count") == count and metric["failureLimit"] == 0
+        assert metric["failureCondition"] == 'result.decision == "fail"'
+        url = metric["provider"]["web"]["url"]
+        assert url.startswith("{{args.judge-address}}/v1/verdict?") and "plan={{args.plan}}" in url
+        assert f"step-end={'true' if count else 'false'}" in url
+        args = {a["name"]: a.get("value") for a in templates[name]["spec"]["args"]}
+        assert args["judge-address"] == f"http://{WEBHOOK}.{RELEASE_NS}.svc:8090" and args["plan"] is None
+    assert templates["agent-quality-watch"]["spec"]["metrics"][0]["interval"] == "{{args.look-interval}}"
+    template = templates["agent-quality-promql"]
     args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
     for injected in ("rollout", "namespace", "canary-hash", "stable-hash", "composite-version"):
         assert injected in args and args[injected] is None
@@ -157,9 +171,9 @@ def test_non_default_render(cluster):
     (policy,) = by_kind(docs, "AgentRollPolicy")
     assert policy["spec"]["namespaceSelector"] == {"matchLabels": {"agents": "yes"}}
     assert policy["spec"]["priority"] == 5
-    (template,) = by_kind(docs, "ClusterAnalysisTemplate")
-    args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
-    assert args["prometheus-address"] == "http://prom.example:9090"
+    for template in by_kind(docs, "ClusterAnalysisTemplate"):
+        args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
+        assert args["prometheus-address"] == "http://prom.example:9090"
 
 
 @pytest.mark.parametrize("bad", ["webhook.failurePolicy=Sometimes", "replicaCount=0",
@@ -350,8 +364,11 @@ def rollout(name: str, tag: str = "v1", annotations: dict | None = None) -> str:
 
 
 def policy(name: str, templates: list[str], allowed: list[str], args: dict | None = None,
-           selector: dict | None = None) -> str:
-    analysis: dict = {"templates": [{"name": t} for t in templates]}
+           selector: dict | None = None, background: list[str] = (), look_interval: str | None = None) -> str:
+    analysis: dict = {"templates": [{"name": t} for t in templates],
+                      "backgroundTemplates": [{"name": t} for t in background]}
+    if look_interval:
+        analysis["lookInterval"] = look_interval
     if args:
         analysis["args"] = [{"name": k, "value": v} for k, v in args.items()]
     return yaml.safe_dump({
@@ -467,6 +484,9 @@ def test_invalid_policy_is_reported_and_skipped(cluster, namespaces):
 
 def test_argo_creates_an_analysis_run_from_the_shipped_template(cluster, namespaces):
     ns = namespaces["selected"]
+    cluster.apply(policy(namespaces["policy"], ["agent-quality-promql"], ["agent-quality-promql"]))
+    cluster.wait_for(lambda: injected_templates(dry_run(cluster, rollout("gated"), ns)) == ["agent-quality-promql"],
+                     timeout=30, what="the PromQL template in the injected steps")
     cluster.apply(rollout("gated"), namespace=ns)
     cluster.wait_rollout_phase("gated", ns, what="first revision Healthy")
     cluster.apply(rollout("gated", tag="v2"), namespace=ns)
@@ -679,7 +699,7 @@ def test_gate_on_real_prometheus_drives_the_rollout(cluster, namespaces, agent_t
                                                    traffic, run_phase, rollout_phase):
     """The shipped template against the local Prometheus, fed by the traffic generator."""
     ns = namespaces["selected"]
-    cluster.apply(policy(namespaces["policy"], ["agent-quality"], ["agent-quality"],
+    cluster.apply(policy(namespaces["policy"], ["agent-quality-promql"], ["agent-quality-promql"],
                          args={"prometheus-address": cluster.prometheus_url, **GATE_ARGS}))
 
     def uses_local_prometheus():
@@ -734,6 +754,77 @@ def test_gate_on_real_prometheus_drives_the_rollout(cluster, namespaces, agent_t
     state = generator.state()[f"{ns}/gated"]  # read after the query: produced >= scraped
     for version, produced in state["versions"].items():
         assert produced["tasks"] * 0.9 - 200 <= scraped[version] <= produced["tasks"], (version, produced)
+
+
+JUDGED_ROLLOUT = GATED_ROLLOUT.replace("""      - setWeight: 50
+      - pause: {{duration: {pause}}}""", """      - setWeight: 20
+      - pause: {{duration: {pause}}}
+      - setWeight: 50
+      - pause: {{duration: {pause}}}""")
+
+
+@pytest.mark.parametrize("canary_quality, rollout_phase", [
+    ({}, "Healthy"),                          # promoted through both steps
+    ({"hallucination": 0.10}, "Degraded"),    # 5% -> 10%: aborted during the first step
+], ids=["healthy", "hallucination-10pct"])
+def test_judge_gates_the_rollout_through_argo(cluster, namespaces, agent_traffic, judge, canary_quality,
+                                              rollout_phase):
+    """The shipped judge templates, injected by the webhook (step-end looks and background looks
+    every 5 s), called by the real Argo controller, reading the local Prometheus."""
+    ns = namespaces["selected"]
+    cluster.apply(policy(namespaces["policy"], ["agent-quality"], ["agent-quality", "agent-quality-watch"],
+                         args={"judge-address": judge, "prometheus-address": cluster.prometheus_url},
+                         background=["agent-quality-watch"], look_interval="5s"))
+
+    def injected():
+        out = dry_run(cluster, JUDGED_ROLLOUT.format(name="judged", tag="v1", pause=PAUSE), ns)
+        canary = out["spec"]["strategy"]["canary"]
+        return canary.get("analysis", {}).get("startingStep") == 1 and injected_templates(out) == [
+            "agent-quality", "agent-quality"] and out
+
+    out = cluster.wait_for(injected, timeout=30, what="the judge's analysis injected")
+    plan = {a["name"]: a.get("value") for a in out["spec"]["strategy"]["canary"]["analysis"]["args"]}["plan"]
+    assert plan == f"20:{PAUSE},50:{PAUSE}"
+    cluster.apply(JUDGED_ROLLOUT.format(name="judged", tag="v1", pause=PAUSE), namespace=ns)
+    v1 = cluster.wait_rollout_phase("judged", ns, what="first revision Healthy")["stableRS"]
+    scenario = {"default": {"hallucination": 0.05, "completion": 0.90, "tool_success": 0.97},
+                "versions": [{"match": {"image-version": "v2"}, **canary_quality}]}
+    agent_traffic([f"{ns}/judged"], scenario, tasks_per_minute=12000)
+    cluster.apply(JUDGED_ROLLOUT.format(name="judged", tag="v2", pause=PAUSE), namespace=ns)
+
+    runs: dict = {}  # every AnalysisRun seen while it ran (Argo removes step runs once promoted)
+
+    def finished():
+        runs.update({r["metadata"]["name"]: r for r in cluster.get_json("analysisruns", "-n", ns)["items"]})
+        st = cluster.get_json("rollout", "judged", "-n", ns).get("status", {})
+        promoted = st.get("phase") == "Healthy" and st.get("stableRS") != v1
+        return st if promoted or st.get("phase") == "Degraded" else None
+
+    st = cluster.wait_for(finished, timeout=240, interval=1, what="the judged rollout to finish")
+    assert st["phase"] == rollout_phase, st.get("message")
+    answers = {name: json.loads(m["value"]) for name, r in runs.items()
+               for res in r.get("status", {}).get("metricResults", []) for m in res.get("measurements", [])
+               if m.get("value")}
+    assert answers, runs
+    status = subprocess.run([sys.executable, "-m", "kubectl_agentroll", "status", "judged", "-n", ns],
+                            capture_output=True, text=True, env=cluster.env, timeout=60)
+    if rollout_phase == "Degraded":
+        (background,) = [r for r in runs.values() if r["metadata"]["labels"].get("rollout-type") == "Background"]
+        assert background["status"]["phase"] == "Failed"
+        last = json.loads(background["status"]["metricResults"][0]["measurements"][-1]["value"])
+        assert last["decision"] == "fail"
+        h = last["metrics"]["hallucination-rate"]
+        assert h["status"] == "fail" and h["canary"]["value"] > h["stable"]["value"]
+        assert h["statistic"] >= h["boundary"]
+        # Stopped during the first step (20%): no look of the 50% step was ever taken.
+        assert all(r["metadata"]["labels"].get("step-index") in (None, "2") for r in runs.values())
+        assert last["at_s"] <= 35, last["at_s"]
+        assert "the judge stopped the canary" in status.stdout and "hallucination-rate" in status.stdout
+    else:
+        steps = [r for r in runs.values() if r["metadata"]["labels"].get("rollout-type") == "Step"]
+        assert len(steps) == 2 and all(r["status"]["phase"] == "Successful" for r in steps)
+        assert all(json.loads(r["status"]["metricResults"][0]["measurements"][-1]["value"])["decision"] == "pass"
+                   for r in steps)
 
 
 # -- the gate's PromQL, evaluated by Prometheus's own engine ---------------------------------------
@@ -883,7 +974,8 @@ def test_gate_queries_compute_the_simulated_statistic(cluster, tmp_path):
     go = shutil.which("go")
     if go is None:
         pytest.skip("go is needed to build Prometheus's query engine")
-    (template,) = by_kind(render(cluster), "ClusterAnalysisTemplate")
+    (template,) = [t for t in by_kind(render(cluster), "ClusterAnalysisTemplate")
+                   if t["metadata"]["name"] == "agent-quality-promql"]
     cases, expected = _gate_cases(template)
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     (tmp_path / "check_test.go").write_text(PROMQL_CHECK)

@@ -44,21 +44,6 @@ SCENARIO = {"default": {"hallucination": 0.05, "completion": 0.9, "tool_success"
             "versions": [{"match": {"prompt-version": "bad"}, "hallucination": 0.15}]}
 
 
-@pytest.fixture
-def judge(cluster, tmp_path):
-    port = _free_port()
-    log = (tmp_path / "judge.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "webhook", "judge", "--host", "127.0.0.1", "--port", str(port),
-                             "--prometheus", cluster.prometheus_url, "--query-timeout", "5"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=cluster.env)
-    base = f"http://127.0.0.1:{port}"
-    cluster.wait_for(lambda: _ok(f"{base}/healthz"), timeout=30, what="the judge /healthz")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-
-
 def _free_port() -> int:
     import socket
     with socket.socket() as s:

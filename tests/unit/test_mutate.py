@@ -1,9 +1,11 @@
 import copy
+from dataclasses import replace
 
 import jsonpatch
 import pytest
 
 from kubectl_agentroll import composite as cv
+from kubectl_agentroll import mutate as engine
 from kubectl_agentroll.mutate import MAX_INSERTED_STEPS, analysis_positions, mutate, pointer
 from kubectl_agentroll.policy import ALWAYS_APPEND, BUILTIN, Policy, TemplateRef, policy_from_spec
 from tests.unit.rollouts import AGENT, request, rollout
@@ -43,9 +45,47 @@ def test_analysis_goes_after_the_pause_that_follows_each_weight():
     analysis = steps_of(out)[2]["analysis"]
     assert analysis["templates"] == [{"templateName": "agent-quality", "clusterScope": True}]
     args = {a["name"]: a for a in analysis["args"]}
-    assert set(args) == {"rollout", "namespace", "canary-hash", "stable-hash", "composite-version"}
+    assert set(args) == {"rollout", "namespace", "canary-hash", "stable-hash", "composite-version", "plan",
+                         "look-interval"}
     assert args["canary-hash"]["valueFrom"] == {"podTemplateHashValue": "Latest"}
     assert args["stable-hash"]["valueFrom"] == {"podTemplateHashValue": "Stable"}
+    assert args["look-interval"]["value"] == "1m"
+
+
+@pytest.mark.parametrize(("steps", "plan"), [
+    ([{"setWeight": 5}, {"pause": {"duration": "5m"}}, {"setWeight": 25}, {"pause": {"duration": 600}},
+      {"setWeight": 50}, {"pause": {}}], "5:5m,25:600,50:10m"),
+    ([{"setWeight": 10}, {"setWeight": 30}], "10:1m,30:1m"),
+    ([{"setWeight": 10}, {"setHeaderRoute": {"name": "h"}}, {"pause": {"duration": "2h"}}, {"setWeight": 100}],
+     "10:2h"),
+    ([{"setWeight": 0}, {"pause": {"duration": 60}}, {"setWeight": 20}], "20:1m"),
+    ([{"setWeight": 10}, {"pause": {"duration": "0s"}}, {"setWeight": 20}, {"pause": {"duration": True}},
+      {"setWeight": 30}, {"pause": {"duration": "5 minutes"}}, {"setWeight": 40}, {"pause": "soon"}],
+     "10:10m,20:10m,30:10m,40:10m"),
+    ([{"setWeight": True}, {"setWeight": "20"}, {"pause": {}}, "junk"], None),
+])
+def test_the_judge_plan_follows_the_steps(steps, plan):
+    assert engine.look_plan(steps, "1m") == plan
+
+
+def test_background_looks_run_during_every_pause_from_the_first_canary_step():
+    _, out = admit(rollout())
+    background = out["spec"]["strategy"]["canary"]["analysis"]
+    assert background["templates"] == [{"templateName": "agent-quality-watch", "clusterScope": True}]
+    assert background["startingStep"] == 1
+    args = {a["name"]: a.get("value") for a in background["args"]}
+    step_args = {a["name"]: a.get("value") for a in steps_of(out)[2]["analysis"]["args"]}
+    assert args == step_args and args["plan"] == engine.look_plan(steps_of(AGENT), "1m")
+
+
+def test_no_background_looks_when_the_rollout_has_its_own_or_the_policy_none():
+    own = rollout()
+    own["spec"]["strategy"]["canary"]["analysis"] = {"templates": [{"templateName": "mine"}]}
+    _, out = admit(own)
+    assert out["spec"]["strategy"]["canary"]["analysis"] == {"templates": [{"templateName": "mine"}]}
+    _, out = admit(rollout(), replace(BUILTIN, background_templates=()))
+    assert "analysis" not in out["spec"]["strategy"]["canary"]
+    assert kinds(steps_of(out)).count("analysis") == 2
 
 
 @pytest.mark.parametrize(
@@ -285,7 +325,7 @@ def test_policy_templates_and_extra_args():
     _, out = admit(obj, policy)
     analysis = steps_of(out)[2]["analysis"]
     assert analysis["templates"][1] == {"templateName": "cost-guard"}
-    assert analysis["args"][-1] == {"name": "prometheus-address", "value": "http://prom:9090"}
+    assert {"name": "prometheus-address", "value": "http://prom:9090"} in analysis["args"]
     assert out["metadata"]["labels"][cv.MODEL] == "m2"
 
 
@@ -385,3 +425,15 @@ def test_hand_written_composite_label_on_an_agent_rollout_is_recomputed():
     out = jsonpatch.apply_patch(obj, decision.patch)
     assert out["metadata"]["labels"][cv.COMPOSITE_VERSION] == decision.version.composite != "forged0001"
     assert out["spec"]["template"]["metadata"]["labels"][cv.COMPOSITE_VERSION] == decision.version.composite
+
+
+def test_a_reapplied_rollout_gets_its_step_gates_back_next_to_the_injected_background_looks():
+    """kubectl apply replaces the steps (the user's, without the injected analysis) but keeps the
+    background analysis the webhook added at creation: the steps must be gated again."""
+    _, created = admit(rollout())
+    update = copy.deepcopy(created)
+    update["spec"]["strategy"]["canary"]["steps"] = copy.deepcopy(steps_of(AGENT))
+    update["spec"]["template"]["spec"]["containers"][0]["image"] = "ghcr.io/example/support-agent:1.8.3"
+    _, out = admit(update, operation="UPDATE", old=created)
+    assert kinds(steps_of(out)).count("analysis") == 2
+    assert out["spec"]["strategy"]["canary"]["analysis"] == created["spec"]["strategy"]["canary"]["analysis"]

@@ -130,3 +130,15 @@ def test_full_spec_round_trips_into_a_policy():
     assert policy.allows("agent-safety") and not policy.allows("other")
     assert policy.extra_args == ({"name": "window", "value": "10m"},)
     assert selects(policy, {"agentroll.dev/agents": "true"})
+
+
+def test_judge_look_settings():
+    p = policy_from_spec({"analysis": {"backgroundTemplates": [], "lookInterval": "30s"}})
+    assert p.background_templates == () and p.look_interval == "30s"
+    assert policy_from_spec({}).background_templates[0].name == "agent-quality-watch"
+    for bad, field in (({"lookInterval": "1.5m"}, "lookInterval"), ({"lookInterval": "0s"}, "lookInterval"),
+                       ({"backgroundTemplates": "x"}, "backgroundTemplates"),
+                       ({"backgroundTemplates": [{"name": "Bad_Name"}]}, "backgroundTemplates[0]")):
+        with pytest.raises(PolicyError) as e:
+            policy_from_spec({"analysis": bad})
+        assert f"spec.analysis.{field}" in str(e.value)
