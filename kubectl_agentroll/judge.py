@@ -310,6 +310,7 @@ def _stat(look: Look, spec: MetricSpec, continuity: float, final_boundary: float
         if nc > 0 and ns > 0 and ms.value > 0 and mc.value > 0:
             ratio = mc.value / ms.value
             half = math.hypot((mc.high - mc.value) / mc.value, (ms.high - ms.value) / ms.value)
+            half = min(half, 50.0)  # a fraction of a task on a side: the interval is everything
             diff = Estimate(ratio - 1, ratio * math.exp(-half) - 1, ratio * math.exp(half) - 1)
         else:
             diff = Estimate(math.nan, math.nan, math.nan)
@@ -397,7 +398,7 @@ def _faults(looks: Sequence[Look], config: JudgeConfig) -> tuple[list[str], floa
             faults.append("cost per task: canary and stable histograms have different buckets")
     g, share = _srm(looks)
     if g is not None and share is not None and 0 < w < 1:
-        p = math.erfc(math.sqrt(g / 2))
+        p = math.erfc(math.sqrt(max(g, 0.0) / 2))
         if p < config.srm_p and abs(share / w - 1) > config.srm_tolerance:
             faults.append(f"sample-ratio mismatch: the canary got {share:.1%} of tasks in this step, "
                           f"the weight is {latest.canary_weight:g}% (p = {p:.1g})")
