@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import astuple, dataclass, replace
 from functools import lru_cache
 
 from kubectl_agentroll.plan import Plan
@@ -170,7 +170,6 @@ class Verdict:
     metrics: tuple[Evidence, ...] = ()
     minutes_needed: float | None = None
     canary_share: float | None = None  # observed canary share of tasks in the current step
-    details: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-ready; Argo's web provider reads `decision`. Infinite and NaN numbers become null."""
@@ -181,7 +180,6 @@ class Verdict:
             "minutes_needed": self.minutes_needed,
             "canary_share": self.canary_share,
             "metrics": {e.metric: _evidence_dict(e) for e in self.metrics},
-            **self.details,
         })
 
 
@@ -553,7 +551,7 @@ def decide(looks: Sequence[Look], plan: Plan, *, step_end: bool = False,
         text = (f"{spec.label}: the plan would gather {projected / st.required:.0%} of the information "
                 f"needed to detect a x{spec.detect:g} regression with {config.power:.0%} power"
                 + (f"; about {math.ceil(minutes)} more minutes at the current traffic" if minutes else
-                   "; no traffic on one side"))
+                   f"; no {spec.total.replace('_', ' ')} on one side in this step"))
         short.append((minutes if minutes is not None else math.inf, text))
         final.append(_replace_status(e, "needs-data", text))
     if not short:

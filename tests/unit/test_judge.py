@@ -268,7 +268,7 @@ def test_zero_and_float_counts():
     zero = [Look(60.0, Counts(), Counts(), 5)]
     assert decide(zero, PLAN).decision == "continue"
     idle = decide(zero, PLAN, step_end=True)
-    assert idle.decision == "inconclusive" and "no traffic" in idle.reason
+    assert idle.decision == "inconclusive" and "no evaluations on one side" in idle.reason
     fractional = [Look(60.0, Counts(9.7, 1.2, 9.7, 0.4, 0.9, cost_buckets(9.7), 0.2),
                        Counts(190.3, 19.1, 190.3, 9.6, 15.2, cost_buckets(190.3), 3.8), 5)]
     verdict = decide(fractional, PLAN)
