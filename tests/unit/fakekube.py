@@ -117,7 +117,7 @@ class FakeCluster:
             return copy.deepcopy(self.objects[key])
         if method != "PATCH":
             raise AssertionError(f"the fake does not do {method}")
-        while self.before_patch:
+        if self.before_patch:  # one concurrent writer per patch
             self.before_patch.pop(0)(self)
         return self._patch(key, sub, body, content_type, query, what)
 

@@ -235,6 +235,17 @@ def test_a_concurrent_change_is_not_overwritten_and_the_retry_succeeds(fake):
     assert len(sent) == 2 and sent[0] != sent[1]
 
 
+def test_the_controller_reacting_between_status_and_spec_patches_does_not_move_two_steps(fake):
+    fake.update("rollouts", "agents", "support-agent", lambda r: r["spec"].update(paused=True))
+    fake.before_patch += [lambda f: None, lambda f: f.update(  # the controller saw the status patch
+        "rollouts", "agents", "support-agent", lambda r: r["status"].update(message="reconciled"))]
+    result = run(fake, "promote", "support-agent")
+    assert result.exit_code == 0, result.output
+    after = rollout_of(fake)
+    assert after["spec"]["paused"] is False and after["status"]["currentStepIndex"] == 1
+    assert len(fake.patches()) == 2
+
+
 def test_promote_and_abort_over_a_selector_report_each_rollout(fake):
     other = rollout_obj(current=STABLE_HASH, phase="Healthy", pauseConditions=None, controllerPause=False)
     other["metadata"].update(name="billing-agent", uid="uid-billing")
