@@ -168,7 +168,7 @@ class Rest:
                 if response.will_close:
                     self.close()
                 break
-            except (BrokenPipeError, ConnectionResetError, http.client.BadStatusLine) as err:
+            except (BrokenPipeError, ConnectionResetError, http.client.BadStatusLine, ssl.SSLEOFError) as err:
                 self.close()
                 if attempt == 2 or not reused:  # a kept-alive connection the server had closed
                     raise KubeError(f"{what}: cannot reach the API server "
