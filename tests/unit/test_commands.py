@@ -436,3 +436,11 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again():
         rest.close()
     finally:
         server.shutdown()
+
+
+def test_large_answers_decode_the_same_through_orjson():
+    from kubectl_agentroll import rest
+
+    big = {"items": [{"metadata": {"name": f"agent-{i}", "labels": {"a": "ü"}}, "n": i / 3} for i in range(5000)]}
+    payload = json.dumps(big).encode()
+    assert len(payload) > rest.BIG and rest._loads(payload) == big
