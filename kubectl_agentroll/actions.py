@@ -176,9 +176,11 @@ def send(patch: Patch, patch_fn, resource_version: str | None) -> object:
     """Send `patch` as the Argo plugin does: status subresource first, falling back on 404 only.
 
     `patch_fn(body, subresource)` sends one merge patch (subresource "status" or None) and raises
-    kube.KubeError. Every patch carries metadata.resourceVersion (that of the Rollout as read, then
-    that of the previous patch's answer), so the API server refuses it with 409 Conflict when the
-    Rollout changed after the decision was made; `with_conflict_retry` then reads and decides again.
+    kube.KubeError. The first patch carries the metadata.resourceVersion of the Rollout as read, so
+    the API server refuses it with 409 Conflict when the Rollout changed after the decision was made;
+    `with_conflict_retry` then reads and decides again. The spec patch that may follow a status patch
+    (unpausing) is not guarded: by then the controller may well have reacted to the status patch,
+    and deciding again from that state would move a second step on.
     A 403 on the status subresource is NOT a reason to fall back: with the status subresource
     enabled the API server drops status fields sent to the main resource, so the fallback would
     report success and change nothing.
@@ -195,7 +197,7 @@ def send(patch: Patch, patch_fn, resource_version: str | None) -> object:
     if patch.status is not None:
         try:
             result = patch_fn(guarded(patch.status), STATUS)
-            resource_version = st.meta(result).get("resourceVersion") if isinstance(result, Mapping) else None
+            resource_version = None
         except KubeError as err:
             if err.status != 404:
                 raise

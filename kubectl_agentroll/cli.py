@@ -303,7 +303,8 @@ def status(g: Globals, rollout, watch, until_done) -> None:
 @rollout_argument()
 @click.option("--for", "condition", type=click.Choice(["healthy", "completed", "paused"]), default="healthy",
               show_default=True, help="What to wait for (see above).")
-@click.option("--timeout", default="10m", show_default=True, help="Give up after this long: 30s, 10m, 1h.")
+@click.option("--timeout", default="10m", show_default=True,
+              help="Give up after this long: 30s, 10m, 1h (0: never).")
 @kubectl_options
 @click.pass_obj
 @_kube_errors

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import astuple, dataclass, replace
 from functools import lru_cache
 
 from kubectl_agentroll.plan import Plan
@@ -170,7 +170,6 @@ class Verdict:
     metrics: tuple[Evidence, ...] = ()
     minutes_needed: float | None = None
     canary_share: float | None = None  # observed canary share of tasks in the current step
-    details: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-ready; Argo's web provider reads `decision`. Infinite and NaN numbers become null."""
@@ -181,7 +180,6 @@ class Verdict:
             "minutes_needed": self.minutes_needed,
             "canary_share": self.canary_share,
             "metrics": {e.metric: _evidence_dict(e) for e in self.metrics},
-            **self.details,
         })
 
 
@@ -310,6 +308,7 @@ def _stat(look: Look, spec: MetricSpec, continuity: float, final_boundary: float
         if nc > 0 and ns > 0 and ms.value > 0 and mc.value > 0:
             ratio = mc.value / ms.value
             half = math.hypot((mc.high - mc.value) / mc.value, (ms.high - ms.value) / ms.value)
+            half = min(half, 50.0)  # a fraction of a task on a side: the interval is everything
             diff = Estimate(ratio - 1, ratio * math.exp(-half) - 1, ratio * math.exp(half) - 1)
         else:
             diff = Estimate(math.nan, math.nan, math.nan)
@@ -397,7 +396,7 @@ def _faults(looks: Sequence[Look], config: JudgeConfig) -> tuple[list[str], floa
             faults.append("cost per task: canary and stable histograms have different buckets")
     g, share = _srm(looks)
     if g is not None and share is not None and 0 < w < 1:
-        p = math.erfc(math.sqrt(g / 2))
+        p = math.erfc(math.sqrt(max(g, 0.0) / 2))
         if p < config.srm_p and abs(share / w - 1) > config.srm_tolerance:
             faults.append(f"sample-ratio mismatch: the canary got {share:.1%} of tasks in this step, "
                           f"the weight is {latest.canary_weight:g}% (p = {p:.1g})")
@@ -552,7 +551,7 @@ def decide(looks: Sequence[Look], plan: Plan, *, step_end: bool = False,
         text = (f"{spec.label}: the plan would gather {projected / st.required:.0%} of the information "
                 f"needed to detect a x{spec.detect:g} regression with {config.power:.0%} power"
                 + (f"; about {math.ceil(minutes)} more minutes at the current traffic" if minutes else
-                   "; no traffic on one side"))
+                   f"; no {spec.total.replace('_', ' ')} on one side in this step"))
         short.append((minutes if minutes is not None else math.inf, text))
         final.append(_replace_status(e, "needs-data", text))
     if not short:

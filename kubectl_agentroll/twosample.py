@@ -37,8 +37,8 @@ def signed_root_lr(xc: float, nc: float, xs: float, ns: float, continuity: float
 
 
 def wilson(x: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion; (0, 1) without data."""
-    if n <= 0.0:
+    """Wilson score interval for a proportion; (0, 1) without data (or a vanishing amount)."""
+    if n <= 1e-9:
         return 0.0, 1.0
     p = min(max(x / n, 0.0), 1.0)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

@@ -113,3 +113,31 @@ def test_pause_restart_group_promote_abort_watch_and_completion(plugin):  # noqa
                COMP_CWORD="6")
     completed = subprocess.run([plugin.exe], capture_output=True, text=True, env=env, timeout=60)
     assert completed.stdout.split() == ["plain,team-a", "plain,team-b"], completed.stderr
+
+
+def test_the_api_server_refuses_patches_with_a_stale_resource_version(plugin):  # noqa: F811
+    """What the fake API server assumes and promote/undo/set rely on: a patch carrying an old
+    metadata.resourceVersion gets 409 Conflict, on the Rollout, its status subresource, and as a
+    JSON patch."""
+    from kubectl_agentroll.kube import KubeError
+    from kubectl_agentroll.kubeconfig import Flags
+    from kubectl_agentroll.rest import connect
+    from kubectl_agentroll.transport import JSON_PATCH, MERGE_PATCH, ROLLOUTS, path
+
+    plugin.apply("raced", "support-v1")
+    api, _ = connect(Flags(kubeconfig=str(plugin.cluster.kubeconfig)))
+    where = path(ROLLOUTS, plugin.namespace, "raced")
+    stale = api.request("GET", where, what="raced")["metadata"]["resourceVersion"]
+    api.request("PATCH", where, what="raced", body={"metadata": {"labels": {"moved": "on"}}},
+                content_type=MERGE_PATCH)
+    for sub, body, kind in (
+            (None, {"metadata": {"resourceVersion": stale}, "spec": {"paused": True}}, MERGE_PATCH),
+            ("status", {"metadata": {"resourceVersion": stale}, "status": {"abort": True}}, MERGE_PATCH),
+            (None, [{"op": "replace", "path": "/metadata/resourceVersion", "value": stale}], JSON_PATCH)):
+        with pytest.raises(KubeError) as refused:
+            api.request("PATCH", path(ROLLOUTS, plugin.namespace, "raced", sub), what="raced", body=body,
+                        content_type=kind)
+        assert refused.value.status == 409
+    rollout = plugin.rollout("raced")
+    assert not rollout["spec"].get("paused") and not (rollout.get("status") or {}).get("abort")
+    api.close()

@@ -64,7 +64,7 @@ class FakeCluster:
         self.before_patch: list[Callable[[FakeCluster], None]] = []
         self.during_watch: list[Callable[[FakeCluster], None]] = []
         self.admit: Callable[[dict, dict | None], dict] | None = None  # the webhook, if any
-        self.step_interval = 0.6  # between during_watch steps: longer than a redraw's throttle
+        self.step_interval = 1.0  # between during_watch steps: well over a redraw's 0.25 s throttle
         self._driver: threading.Thread | None = None
         self._step_lock = threading.Lock()
         self.gone = 0  # this many watch requests are answered 410 Gone (their resourceVersion too old)
@@ -117,7 +117,7 @@ class FakeCluster:
             return copy.deepcopy(self.objects[key])
         if method != "PATCH":
             raise AssertionError(f"the fake does not do {method}")
-        while self.before_patch:
+        if self.before_patch:  # one concurrent writer per patch
             self.before_patch.pop(0)(self)
         return self._patch(key, sub, body, content_type, query, what)
 

@@ -121,17 +121,23 @@ class Recorder:
         self.sent.append((subresource, body))
         if subresource in self.fail:
             raise self.fail[subresource]
-        return {"metadata": {"resourceVersion": f"after-{len(self.sent)}"}}
+        return {"sent": body}
 
 
 def _rv(rv):
     return {"metadata": {"resourceVersion": rv}}
 
 
-def test_status_patch_goes_first_then_spec_each_guarded_by_the_version_it_follows():
+def test_status_patch_goes_first_guarded_by_the_version_read_then_spec():
     rec = Recorder()
     ac.send(ac.Patch(status={"status": 1}, spec={"spec": 2}, unified={"both": 3}), rec, "41")
-    assert rec.sent == [("status", {"status": 1, **_rv("41")}), (None, {"spec": 2, **_rv("after-1")})]
+    assert rec.sent == [("status", {"status": 1, **_rv("41")}), (None, {"spec": 2})]
+
+
+def test_a_spec_only_patch_is_guarded():
+    rec = Recorder()
+    ac.send(ac.Patch(spec={"spec": 2}), rec, "41")
+    assert rec.sent == [(None, {"spec": 2, **_rv("41")})]
 
 
 def test_status_subresource_404_falls_back_to_the_unified_patch_on_the_rollout():

@@ -235,6 +235,17 @@ def test_a_concurrent_change_is_not_overwritten_and_the_retry_succeeds(fake):
     assert len(sent) == 2 and sent[0] != sent[1]
 
 
+def test_the_controller_reacting_between_status_and_spec_patches_does_not_move_two_steps(fake):
+    fake.update("rollouts", "agents", "support-agent", lambda r: r["spec"].update(paused=True))
+    fake.before_patch += [lambda f: None, lambda f: f.update(  # the controller saw the status patch
+        "rollouts", "agents", "support-agent", lambda r: r["status"].update(message="reconciled"))]
+    result = run(fake, "promote", "support-agent")
+    assert result.exit_code == 0, result.output
+    after = rollout_of(fake)
+    assert after["spec"]["paused"] is False and after["status"]["currentStepIndex"] == 1
+    assert len(fake.patches()) == 2
+
+
 def test_promote_and_abort_over_a_selector_report_each_rollout(fake):
     other = rollout_obj(current=STABLE_HASH, phase="Healthy", pauseConditions=None, controllerPause=False)
     other["metadata"].update(name="billing-agent", uid="uid-billing")
@@ -393,3 +404,43 @@ def test_abort_then_retry_and_version_diff_on_the_fake(fake):
     assert again.exit_code == 1 and "not aborted" in again.output
     diff = json.loads(run(fake, "-o", "json", "version-diff", "support-agent").stdout)
     assert diff["changed"] == ["prompt"] and diff["new"]["raw"]["prompt"] == "support-v2"
+
+
+def test_a_kept_alive_connection_the_server_closed_is_opened_again():
+    """The API server closes idle keep-alive connections; the next request must not fail for it."""
+    import http.server
+    import threading
+
+    from kubectl_agentroll.kubeconfig import Target
+    from kubectl_agentroll.rest import Rest
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b'{"kind": "Rollout"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # without saying so: as an idle timeout does
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rest = Rest(Target(server=f"http://127.0.0.1:{server.server_address[1]}"))
+        assert [rest.request("GET", "/x", what="x")["kind"] for _ in range(3)] == ["Rollout"] * 3
+        rest.close()
+    finally:
+        server.shutdown()
+
+
+def test_large_answers_decode_the_same_through_orjson():
+    from kubectl_agentroll import rest
+
+    big = {"items": [{"metadata": {"name": f"agent-{i}", "labels": {"a": "ü"}}, "n": i / 3} for i in range(5000)]}
+    payload = json.dumps(big).encode()
+    assert len(payload) > rest.BIG and rest._loads(payload) == big
