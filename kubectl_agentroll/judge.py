@@ -350,14 +350,19 @@ def _design(plan: Plan, spending: str, shape: float, alpha: float) -> _Design:
 
 def _srm(looks: Sequence[Look]) -> tuple[float | None, float | None]:
     """Sample-ratio mismatch in the current step: G statistic of the canary share of tasks since
-    the first look at the current weight (the minute of the switch mixes both weights) against that
-    weight. Returns (G or None, observed share or None)."""
+    the second look at the current weight against that weight. The weight is the plan's, and the
+    controller's real step changes come a little later than planned (each step waits for its pods
+    and its analysis), so the interval of the switch and the one after it may mix both weights.
+    Returns (G or None, observed share or None)."""
     latest = looks[-1]
-    first = latest
+    same = []
     for look in reversed(looks):
         if look.canary_weight != latest.canary_weight:
             break
-        first = look
+        same.append(look)
+    if len(same) < 3:
+        return None, None
+    first = same[-2]
     dc = latest.canary.tasks - first.canary.tasks
     ds = latest.stable.tasks - first.stable.tasks
     n = dc + ds

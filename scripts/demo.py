@@ -2,10 +2,11 @@
 stopped at 5% of traffic. Run through `scripts/demo` (which installs the project first).
 
 On the local control plane (scripts/local-cluster, with Prometheus) it installs the Helm chart
-(policy CRD, default policy, the agent-quality template pointed at the local Prometheus), runs the
-webhook as a local process the API server calls, and the agent traffic generator; then it tells the
-story and checks that it happened. Time is compressed: 40-second pauses and a 40-second rate window
-at 12,000 tasks/min, where production uses minutes at a real agent's rate.
+(policy CRD, default policy, the agent-quality templates), runs the webhook as a local process the
+API server calls, the canary judge (reading the local Prometheus) and the agent traffic generator;
+then it tells the story and checks that it happened. Time is compressed: 40-second pauses with a
+judge's look every 10 seconds at 12,000 tasks/min, where production uses minutes at a real agent's
+rate.
 """
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ sys.path[:0] = [str(HERE), str(REPO)]
 from localcluster import cluster, procs, prometheus  # noqa: E402
 from localcluster.config import ClusterError, Paths, child_env, free_port  # noqa: E402
 
+from kubectl_agentroll import verdictview  # noqa: E402
+
 NAMESPACE = "agentroll-demo"
 ROLLOUT = "support-agent"
 TASKS_PER_MINUTE = 12000
 PAUSE = "40s"
-WINDOW = "40s"
+LOOK_INTERVAL = "10s"
 STABLE_PROMPT, GOOD_PROMPT, BAD_PROMPT = "support-v7", "support-v8", "support-v9"
 SCENARIO = f"""# agent quality by composite-version layer (scripts/agent-traffic --help)
 default: {{hallucination: 0.05, completion: 0.90, tool_success: 0.97, cost: 0.02, cost_cv: 1.0,
@@ -116,8 +119,8 @@ class Demo:
     # -- setting up ---------------------------------------------------------------------------
 
     def install(self, prometheus_url: str) -> None:
-        """The chart, with the webhook served by a local process (registered like a component, so
-        `scripts/local-cluster down` stops it too)."""
+        """The chart, with the webhook and the judge served by local processes (registered like
+        components, so `scripts/local-cluster down` stops them too)."""
         certs = self.work / "certs"
         webhook = shutil.which("agentroll-webhook")
         if not webhook:
@@ -125,6 +128,7 @@ class Demo:
         self.run(webhook, "certs", "--out-dir", str(certs), "--ip", "127.0.0.1")
         port = free_port()
         renderer = self.work / "post-render"
+        judge = self.start_judge(webhook, prometheus_url)
         ca = base64.b64encode((certs / "ca.crt").read_bytes()).decode()
         renderer.write_text(POST_RENDERER.format(python=sys.executable, ca=ca,
                                                  url=f"https://127.0.0.1:{port}/mutate"))
@@ -133,13 +137,23 @@ class Demo:
                  str(REPO / "charts" / "agentroll"), "--namespace", "agentroll-system",
                  "--create-namespace", "--post-renderer", str(renderer),
                  "--set", f"analysisTemplates.prometheusAddress={prometheus_url}",
-                 "--set", f"analysisTemplates.window={WINDOW}", "--wait=false")
+                 "--set", f"defaultPolicy.analysis.lookInterval={LOOK_INTERVAL}",
+                 "--set-json", "defaultPolicy.analysis.args=" + json.dumps(
+                     [{"name": "judge-address", "value": judge}]), "--wait=false")
         procs.start(self.p, "agentroll-webhook", [
             webhook, "serve", "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert-file", str(certs / "tls.crt"), "--tls-private-key-file", str(certs / "tls.key"),
             "--kubeconfig", str(self.p.kubeconfig)], {"https": port}, env=self.env)
         ready = f"https://127.0.0.1:{port}/readyz"
         _wait(lambda: _https_ok(ready, certs / "ca.crt"), 60, "the webhook ready")
+
+    def start_judge(self, webhook: str, prometheus_url: str) -> str:
+        port = free_port()
+        procs.start(self.p, "agentroll-judge", [
+            webhook, "judge", "--host", "127.0.0.1", "--port", str(port), "--prometheus", prometheus_url],
+            {"http": port}, env=self.env)
+        _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the judge ready")
+        return f"http://127.0.0.1:{port}"
 
     def start_traffic(self) -> None:
         scenario = self.work / "scenario.yaml"
@@ -164,11 +178,13 @@ class Demo:
     def follow(self, until, timeout: float) -> dict:
         """Print each step the controller takes until until(rollout) holds; return that Rollout."""
         seen = None
+        self.weights: list[int] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ro = self.get("rollout", ROLLOUT, "-n", NAMESPACE)
             st = ro.get("status", {})
             now = (st.get("phase"), st.get("currentStepIndex"), st.get("stableRS"), st.get("abort"))
+            self.weights.append(_weight(ro))
             if now != seen:
                 seen = now
                 say(f"  {self.elapsed()} phase {st.get('phase')}, step {st.get('currentStepIndex', '-')}"
@@ -180,13 +196,21 @@ class Demo:
         raise StoryError(f"timed out after {timeout:.0f}s waiting ({seen})")
 
     def decisive_values(self) -> None:
+        """The judge's last answer: its decision and, per metric, canary vs stable."""
         runs = self.get("analysisruns", "-n", NAMESPACE)["items"]
-        runs.sort(key=lambda r: r["metadata"]["creationTimestamp"])
-        for run in runs[-1:]:
-            say(f"    analysis {run['metadata']['name']}: {run.get('status', {}).get('phase')}")
-            for r in run.get("status", {}).get("metricResults", []):
-                m = (r.get("measurements") or [{}])[-1]
-                say(f"      {r['name']:<24} {r.get('phase'):<12} z = {m.get('value', '-')}")
+        measured = [(m.get("finishedAt") or "", run["metadata"]["name"], m.get("value"))
+                    for run in runs for r in run.get("status", {}).get("metricResults", [])
+                    for m in r.get("measurements") or [] if m.get("value")]
+        if not measured:
+            return
+        _, name, value = max(measured)
+        view = verdictview.parse(value)
+        if view is None:
+            return
+        say(f"    {name}: {verdictview.headline(view)}")
+        for e in view.metrics:
+            say(f"      {e.metric:<22} {e.status:<6} canary {e.canary:<26} stable {e.stable:<26} "
+                f"statistic {e.statistic} (fails at {e.boundary})")
 
     def story(self) -> None:
         self.kubectl("apply", "-f", "-",
@@ -221,8 +245,8 @@ class Demo:
         st = ro["status"]
         if not st.get("abort") or st.get("stableRS") != good:
             raise StoryError(f"the degraded change was not aborted (phase {st.get('phase')})")
-        if st.get("currentStepIndex", 0) > 2:
-            raise StoryError(f"aborted only at step {st.get('currentStepIndex')}, not during the 5% step")
+        if max(self.weights) > 5:
+            raise StoryError(f"aborted only at {max(self.weights)}% of traffic, not during the 5% step")
         ready = self._ready_hashes()
         say(f"  aborted at 5% of traffic after {time.monotonic() - t:.0f}s; ready pods by version: {ready}")
         self._wait_back_on(good)
@@ -256,6 +280,14 @@ def _weight(ro: dict) -> int:
     return weight
 
 
+def _http_ok(url: str) -> bool:
+    import urllib.request
+    try:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
 def _https_ok(url: str, ca: Path) -> bool:
     import ssl
     import urllib.request
@@ -287,7 +319,8 @@ def main(argv: list[str]) -> int:
     was_running = cluster.healthy(p)
     say("AgentRoll demo: evaluation-gated canaries for an AI agent, on a real kube-apiserver, "
         "Argo Rollouts controller and Prometheus (local processes).")
-    say(f"Time is compressed: {PAUSE} pauses, a {WINDOW} rate window, {TASKS_PER_MINUTE:,} tasks/min.\n")
+    say(f"Time is compressed: {PAUSE} pauses, a judge's look every {LOOK_INTERVAL}, "
+        f"{TASKS_PER_MINUTE:,} tasks/min.\n")
     ok = False
     try:
         if cluster.up() != 0:
@@ -323,7 +356,8 @@ def _finish(p: Paths, keep: bool, was_running: bool, ok: bool) -> None:
             f"  scripts/local-cluster status; scripts/local-cluster down   # stops everything")
         return
     prometheus.remove_target(p, "agent-traffic")
-    problems = [m for comp in ("agent-traffic", "agentroll-webhook") if (m := procs.stop(p, comp))]
+    problems = [m for comp in ("agent-traffic", "agentroll-judge", "agentroll-webhook")
+                if (m := procs.stop(p, comp))]
     if was_running:
         say("(the cluster was running before the demo: left running, demo processes stopped)")
     else:

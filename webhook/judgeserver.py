@@ -106,7 +106,7 @@ async def judge(prom: Prometheus, target: evidence.Target, plan: Plan, step_end:
                 at: float) -> tuple[Verdict | None, dict]:
     """The verdict at `at`, and facts about how it was reached (for the response and the log)."""
     lookback = int(min(max(3 * plan.total_s, 3600), MAX_LOOKBACK_S))
-    resolution = max(1, int(min(plan.interval_s, 15)))
+    resolution = max(1, int(min(plan.interval_s / 10, 15)))  # the canary's start, within seconds
     result = await prom.query(evidence.canary_start_query(target, lookback, resolution), at)
     if not result or not math.isfinite(float(result[0]["value"][1])):
         return None, {"canaryStart": None}

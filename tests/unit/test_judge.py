@@ -358,3 +358,18 @@ def test_a_better_canary_is_never_failed_and_worsening_it_is_not_less_severe():
                  for p in (0.0, 0.05, 0.06, 0.08)]
     assert decisions[:2] == ["pass", "pass"] and decisions[3] == "fail"
     assert [SEVERITY[d] for d in decisions] == sorted(SEVERITY[d] for d in decisions)
+
+
+def test_a_step_change_that_comes_late_is_no_sample_ratio_mismatch():
+    """The controller switches weight a little after the plan does (each step waits for its pods
+    and its analysis): the looks just after the planned switch mix both weights, and that is no
+    fault (a split that stays off is: test_sample_ratio_mismatch_is_inconclusive)."""
+    rate, late = 3000.0, 100.0  # tasks per minute; the real switch to 25% comes 100 s after the plan's
+    looks, canary, stable = [], 0.0, 0.0
+    for minute in range(1, 10):
+        for second in range(60):
+            t = (minute - 1) * 60 + second
+            w = 0.05 if t < 300 + late else 0.25
+            canary, stable = canary + rate / 60 * w, stable + rate / 60 * (1 - w)
+        looks.append(Look(minute * 60.0, side(canary), side(stable), PLAN.steps[PLAN.step_of(minute * 60.0)].weight))
+    assert [decide(looks[:n], PLAN).decision for n in (7, 8, 9)] == ["continue"] * 3
