@@ -517,7 +517,7 @@ def decide(looks: Sequence[Look], plan: Plan, *, step_end: bool = False,
             st = _stat(look, spec, config.continuity, final_bound, z_power)
             _, spent_here, bound = design.at(slot)
             reason = (f"{_reason(spec, st)}; statistic {st.z:.2f} >= boundary {bound:.2f} "
-                      f"at minute {look.at_s / 60:g}")
+                      f"at minute {look.at_s / 60:.3g}")
             evidence.append(_evidence(spec, "fail", look.at_s, st, bound, spent_here, reason))
             failures.append((look.at_s, index, reason))
             continue

@@ -90,7 +90,7 @@ def _metric(name: str, m: Mapping) -> MetricEvidence:
 
 def headline(view: VerdictView) -> str:
     """One line in plain words: what the judge decided and why."""
-    when = f" at minute {view.minute:g}" if view.minute is not None else ""
+    when = f" at minute {view.minute:.1f}" if view.minute is not None else ""
     words = {"fail": "stopped the canary", "pass": "passed this step", "continue": "keeps watching",
              "inconclusive": "cannot decide yet"}[view.decision]
     return f"the judge {words}{when}: {view.reason}" if view.reason else f"the judge {words}{when}"
