@@ -160,14 +160,15 @@ def _pause_duration(duration: object) -> str | None:
     return text if match and int(match.group(1)) > 0 else None
 
 
-def _background_op(canary: Mapping, steps: Sequence, plan: str | None, policy: Policy) -> list[dict]:
+def _background_op(canary: Mapping, steps: Sequence, plan: str | None, background: Sequence[TemplateRef],
+                   policy: Policy) -> list[dict]:
     """Argo background analysis with the judge's looks during every pause, from the first canary
     step on, unless the Rollout has background analysis of its own."""
-    if not plan or not policy.background_templates or canary.get("analysis") is not None:
+    if not plan or not background or canary.get("analysis") is not None:
         return []
     first = next(i for i, step in enumerate(steps) if isinstance(step, dict) and "setWeight" in step
                  and isinstance(step["setWeight"], int) and 0 < step["setWeight"] < 100)
-    block = analysis_block(policy.background_templates, policy, plan)
+    block = analysis_block(background, policy, plan)
     block["startingStep"] = first + 1
     return [{"op": "add", "path": pointer("spec", "strategy", "canary", "analysis"), "value": block}]
 
@@ -252,7 +253,8 @@ def _check_inserted(count: int, what: str) -> None:
         )
 
 
-def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy) -> list[dict]:
+def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy,
+               background: Sequence[TemplateRef] = ()) -> list[dict]:
     base = ("spec", "strategy", "canary", "steps")
     steps = canary.get("steps")
     if steps is not None and (not isinstance(steps, list)):
@@ -262,7 +264,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
     inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
     # Our own background analysis survives a `kubectl apply` of the user's steps (the user never
     # wrote it), so it is not a reason to leave those steps ungated.
-    ours = _references(canary.get("analysis"), {t.name for t in policy.background_templates})
+    ours = _references(canary.get("analysis"), {t.name for t in background})
     if policy.mode == ALWAYS_APPEND:
         has_analysis = any(_references(a, names) for a in inline)
     else:
@@ -280,10 +282,10 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
             defaults.insert(position + offset, {"analysis": analysis_block(templates, policy, plan)})
         if not defaults:
             return []
-        background = _background_op(canary, defaults, plan, policy) if positions else []
+        looks = _background_op(canary, defaults, plan, background, policy) if positions else []
         if steps is None:
-            return [{"op": "add", "path": pointer(*base), "value": defaults}, *background]
-        return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults] + background
+            return [{"op": "add", "path": pointer(*base), "value": defaults}, *looks]
+        return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults] + looks
 
     if not inject:
         return []
@@ -296,7 +298,7 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
         end = position == len(step_list)
         step = {"analysis": analysis_block(templates, policy, plan)}
         ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step})
-    return ops + (_background_op(canary, step_list, plan, policy) if positions else [])
+    return ops + (_background_op(canary, step_list, plan, background, policy) if positions else [])
 
 
 def blue_green_ops(
@@ -434,7 +436,9 @@ def mutate_rollout(
         if not isinstance(strategy, dict):
             raise AnnotationError("spec.strategy", "expected a map")
         if isinstance(strategy.get("canary"), dict):
-            ops += canary_ops(strategy["canary"], templates, policy)
+            # Templates the annotation chose are the whole gate; the policy's come with its looks.
+            background = () if cv.ANALYSIS in annotations else policy.background_templates
+            ops += canary_ops(strategy["canary"], templates, policy, background)
         elif isinstance(strategy.get("blueGreen"), dict):
             ops += blue_green_ops(strategy["blueGreen"], templates, policy)
         return Decision(patch=ops, warnings=warnings, version=version)

@@ -145,6 +145,8 @@ def policy_from_spec(spec: object, name: str = "policy") -> Policy:
         args = analysis["args"] or []
         _require(isinstance(args, list), "spec.analysis.args", "a list")
         kwargs["extra_args"] = tuple(_arg(a, f"spec.analysis.args[{i}]") for i, a in enumerate(args))
+    if "templates" in analysis and "backgroundTemplates" not in analysis:
+        kwargs["background_templates"] = ()  # a policy that names its own gate gets only that gate
     if "backgroundTemplates" in analysis:
         background = analysis["backgroundTemplates"] or []
         _require(isinstance(background, list), "spec.analysis.backgroundTemplates", "a list")

@@ -642,31 +642,8 @@ def test_label_integrity_no_unchecked_composite_version_reaches_storage(cluster,
                      timeout=30, what="admission back to normal")
 
 
-GATED_ROLLOUT = """
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: {name}
-spec:
-  replicas: 2
-  revisionHistoryLimit: 2
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: agent
-        image: registry.invalid/agent:{tag}
-        env:
-        - {{name: MODEL, value: model-a}}
-  strategy:
-    canary:
-      steps:
-      - setWeight: 50
-      - pause: {{duration: {pause}}}
-"""
+GATED_ROLLOUT = ROLLOUT.replace("  annotations: {annotations}\n", "").replace(
+    "      - setWeight: 50\n", "      - setWeight: 50\n      - pause: {{duration: {pause}}}\n")
 # Time compressed for the test: 30 s of canary traffic at 6,000 tasks/min (~1,500 canary tasks at
 # 50%) instead of minutes at a real agent's rate; the window matches the pause.
 GATE_ARGS = {"window": "30s"}

@@ -437,3 +437,19 @@ def test_a_reapplied_rollout_gets_its_step_gates_back_next_to_the_injected_backg
     _, out = admit(update, operation="UPDATE", old=created)
     assert kinds(steps_of(out)).count("analysis") == 2
     assert out["spec"]["strategy"]["canary"]["analysis"] == created["spec"]["strategy"]["canary"]["analysis"]
+
+
+def test_a_gate_named_by_annotation_or_by_policy_comes_without_the_default_looks():
+    obj = rollout()
+    obj["metadata"]["annotations"][cv.ANALYSIS] = "agent-quality"
+    _, out = admit(obj)
+    assert "analysis" not in out["spec"]["strategy"]["canary"]
+    assert kinds(steps_of(out)).count("analysis") == 2
+    own = policy_from_spec({"analysis": {"templates": [{"name": "mine"}]}})
+    _, out = admit(rollout(), own)
+    assert "analysis" not in out["spec"]["strategy"]["canary"]
+    both = policy_from_spec({"analysis": {"templates": [{"name": "mine"}],
+                                          "backgroundTemplates": [{"name": "mine-watch"}]}})
+    _, out = admit(rollout(), both)
+    assert out["spec"]["strategy"]["canary"]["analysis"]["templates"] == [
+        {"templateName": "mine-watch", "clusterScope": True}]
