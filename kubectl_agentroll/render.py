@@ -20,6 +20,8 @@ ICONS = {
     "Paused": ("॥", YELLOW), "Inconclusive": ("⚠", YELLOW),
     "Degraded": ("✖", RED), "Failed": ("✖", RED), "Error": ("✖", RED),
     "ScaledDown": ("•", GREY),
+    # the judge's per-metric evidence
+    "ok": ("✔", GREEN), "fail": ("✖", RED), "needs-data": ("◌", YELLOW), "fault": ("⚠", YELLOW),
 }
 
 

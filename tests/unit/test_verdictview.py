@@ -48,3 +48,5 @@ def test_status_shows_the_decision_not_the_json_and_the_evidence_below():
     assert answer not in text
     assert "agent-c1-2: the judge stopped the canary at minute 3" in text
     assert "hallucination-rate" in text and "+15.0 pts" in text and "FAILS AT" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("hallucination-rate ")]
+    assert "✖ fail" in row
