@@ -255,16 +255,6 @@ def _data(value: str | None) -> bytes | None:
     return base64.b64decode(value) if value else None
 
 
-def _file(value: str | None, base: str) -> str | None:
-    if not value:
-        return None
-    return value if os.path.isabs(value) else os.path.join(base, value)
-
-
-def _data(value: str | None) -> bytes | None:
-    return base64.b64decode(value) if value else None
-
-
 def load_target(flags: Flags = Flags()) -> Target:  # noqa: B008 - a frozen dataclass
     """Resolve --kubeconfig/KUBECONFIG/~/.kube/config, --context, --cluster and --user (in a pod
     without a kubeconfig: the service account), then apply the other connection flags."""
