@@ -11,10 +11,10 @@ rate.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -25,8 +25,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
-from localcluster import cluster, procs, prometheus  # noqa: E402
+from agenttraffic.split import canary_weight  # noqa: E402
+from localcluster import cluster, procs, prometheus, webhookrender  # noqa: E402
 from localcluster.config import ClusterError, Paths, child_env, free_port  # noqa: E402
+from localcluster.health import http_ok  # noqa: E402
 
 from kubectl_agentroll import verdictview  # noqa: E402
 
@@ -73,17 +75,6 @@ spec:
         - setWeight: 50
         - pause: {{duration: {pause}}}
 """
-POST_RENDERER = """#!{python}
-# Helm post-renderer: the webhooks call the local process instead of the in-cluster Service.
-import sys
-import yaml
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
-for doc in docs:
-    if doc["kind"] == "MutatingWebhookConfiguration":
-        for hook in doc["webhooks"]:
-            hook["clientConfig"] = {{"url": "{url}", "caBundle": "{ca}"}}
-sys.stdout.write(yaml.safe_dump_all(docs))
-"""
 
 
 class StoryError(Exception):
@@ -127,15 +118,11 @@ class Demo:
             raise ClusterError("agentroll-webhook not on PATH: run the demo through scripts/demo")
         self.run(webhook, "certs", "--out-dir", str(certs), "--ip", "127.0.0.1")
         port = free_port()
-        renderer = self.work / "post-render"
         judge = self.start_judge(webhook, prometheus_url)
-        ca = base64.b64encode((certs / "ca.crt").read_bytes()).decode()
-        renderer.write_text(POST_RENDERER.format(python=sys.executable, ca=ca,
-                                                 url=f"https://127.0.0.1:{port}/mutate"))
-        renderer.chmod(0o755)
         self.run(str(self.p.bin / "helm"), "upgrade", "--install", "agentroll",
                  str(REPO / "charts" / "agentroll"), "--namespace", "agentroll-system",
-                 "--create-namespace", "--post-renderer", str(renderer),
+                 "--create-namespace", *webhookrender.helm_args(f"https://127.0.0.1:{port}/mutate",
+                                                                (certs / "ca.crt").read_bytes()),
                  "--set", f"analysisTemplates.prometheusAddress={prometheus_url}",
                  "--set", f"defaultPolicy.analysis.lookInterval={LOOK_INTERVAL}",
                  "--set-json", "defaultPolicy.analysis.args=" + json.dumps(
@@ -144,15 +131,16 @@ class Demo:
             webhook, "serve", "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert-file", str(certs / "tls.crt"), "--tls-private-key-file", str(certs / "tls.key"),
             "--kubeconfig", str(self.p.kubeconfig)], {"https": port}, env=self.env)
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
         ready = f"https://127.0.0.1:{port}/readyz"
-        _wait(lambda: _https_ok(ready, certs / "ca.crt"), 60, "the webhook ready")
+        _wait(lambda: http_ok(ready, ctx)[0], 60, "the webhook ready")
 
     def start_judge(self, webhook: str, prometheus_url: str) -> str:
         port = free_port()
         procs.start(self.p, "agentroll-judge", [
             webhook, "judge", "--host", "127.0.0.1", "--port", str(port), "--prometheus", prometheus_url],
             {"http": port}, env=self.env)
-        _wait(lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "the judge ready")
+        _wait(lambda: http_ok(f"http://127.0.0.1:{port}/healthz")[0], 60, "the judge ready")
         return f"http://127.0.0.1:{port}"
 
     def start_traffic(self) -> None:
@@ -178,18 +166,18 @@ class Demo:
     def follow(self, until, timeout: float) -> dict:
         """Print each step the controller takes until until(rollout) holds; return that Rollout."""
         seen = None
-        self.weights: list[int] = []
+        self.weights: list[float] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ro = self.get("rollout", ROLLOUT, "-n", NAMESPACE)
             st = ro.get("status", {})
             now = (st.get("phase"), st.get("currentStepIndex"), st.get("stableRS"), st.get("abort"))
-            self.weights.append(_weight(ro))
+            self.weights.append(canary_weight(ro))
             if now != seen:
                 seen = now
                 say(f"  {self.elapsed()} phase {st.get('phase')}, step {st.get('currentStepIndex', '-')}"
                     f"/{len(ro['spec']['strategy']['canary']['steps'])}, canary weight "
-                    f"{_weight(ro)}%{' (aborted)' if st.get('abort') else ''}")
+                    f"{canary_weight(ro):g}%{' (aborted)' if st.get('abort') else ''}")
             if until(ro):
                 return ro
             time.sleep(1)
@@ -246,7 +234,7 @@ class Demo:
         if not st.get("abort") or st.get("stableRS") != good:
             raise StoryError(f"the degraded change was not aborted (phase {st.get('phase')})")
         if max(self.weights) > 5:
-            raise StoryError(f"aborted only at {max(self.weights)}% of traffic, not during the 5% step")
+            raise StoryError(f"aborted only at {max(self.weights):g}% of traffic, not during the 5% step")
         ready = self._ready_hashes()
         say(f"  aborted at 5% of traffic after {time.monotonic() - t:.0f}s; ready pods by version: {ready}")
         self._wait_back_on(good)
@@ -267,37 +255,6 @@ class Demo:
             return set(hashes) == {good} and hashes[good] == 4
         _wait(only_stable, 60, "every ready pod back on the stable version")
         say(f"  {self.elapsed()} all 4 ready pods run the stable version {good}")
-
-
-def _weight(ro: dict) -> int:
-    st = ro.get("status", {})
-    if st.get("abort") or st.get("currentPodHash") == st.get("stableRS"):
-        return 0
-    steps = ro["spec"]["strategy"]["canary"]["steps"]
-    weight = 0
-    for step in steps[:st.get("currentStepIndex", 0)]:
-        weight = step.get("setWeight", weight)
-    return weight
-
-
-def _http_ok(url: str) -> bool:
-    import urllib.request
-    try:
-        return urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=2).status == 200
-    except OSError:
-        return False
-
-
-def _https_ok(url: str, ca: Path) -> bool:
-    import ssl
-    import urllib.request
-    ctx = ssl.create_default_context(cafile=str(ca))
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=ctx))
-    try:
-        return opener.open(url, timeout=2).status == 200
-    except OSError:
-        return False
 
 
 def _wait(check, timeout: float, what: str) -> None:

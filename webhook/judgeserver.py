@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from functools import partial
 
 import aiohttp
 import orjson
@@ -123,11 +124,9 @@ async def judge(prom: Prometheus, target: evidence.Target, plan: Plan, step_end:
 
     results = await asyncio.gather(*(one(t) for t in times))
     looks = [evidence.look(plan, t, r, target) for t, r in zip(times, results, strict=True)]
-    return await asyncio.get_running_loop().run_in_executor(None, _decide, looks, plan, step_end), facts
-
-
-def _decide(looks: list, plan: Plan, step_end: bool) -> Verdict:
-    return decide(looks, plan, step_end=step_end)
+    verdict = await asyncio.get_running_loop().run_in_executor(None, partial(decide, looks, plan,
+                                                                              step_end=step_end))
+    return verdict, facts
 
 
 def no_data_answer(step_end: bool, facts: dict, target: evidence.Target) -> dict:

@@ -29,7 +29,8 @@ SCRIPT = REPO_ROOT / "scripts" / "local-cluster"
 sys.path[:0] = [str(REPO_ROOT / "scripts")]
 
 from localcluster import gobuild, prometheus  # noqa: E402
-from localcluster.config import Paths  # noqa: E402
+from localcluster.cluster import prometheus_url as running_prometheus  # noqa: E402
+from localcluster.config import Paths, free_port  # noqa: E402
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -99,8 +100,7 @@ class Cluster:
 
     @property
     def prometheus_url(self) -> str:
-        info = json.loads((self.dir / "run" / "prometheus.json").read_text())
-        return f"http://127.0.0.1:{info['ports']['prometheus']}"
+        return running_prometheus(Paths(self.dir))
 
     def prometheus_query(self, query: str, at: float | None = None) -> list:
         """An instant query through Prometheus's HTTP API; the result vector."""
@@ -229,16 +229,14 @@ def agent_traffic(cluster, tmp_path):
 
 
 @pytest.fixture
-def judge(cluster, tmp_path):
-    """`agentroll-webhook judge` as a local process reading the cluster's Prometheus; its base URL."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def judge(cluster, tmp_path, request):
+    """`agentroll-webhook judge` as a local process reading the cluster's Prometheus (or the
+    address an indirect parametrization gives); its base URL."""
+    port = free_port()
+    prometheus_url = getattr(request, "param", None) or cluster.prometheus_url
     log = (tmp_path / "judge.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "webhook", "judge", "--host", "127.0.0.1", "--port", str(port),
-                             "--prometheus", cluster.prometheus_url, "--query-timeout", "5"],
+                             "--prometheus", prometheus_url, "--query-timeout", "5"],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cluster.env)
     base = f"http://127.0.0.1:{port}"
 

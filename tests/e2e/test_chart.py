@@ -9,6 +9,7 @@ the rendered MutatingWebhookConfiguration is pointed at it (`url` + `caBundle` f
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from localcluster import webhookrender
 
 pytestmark = pytest.mark.e2e
 
@@ -214,19 +216,6 @@ def _sa_kubeconfig(cluster, path: Path) -> Path:
     return path
 
 
-POST_RENDERER = """#!{python}
-# Helm post-renderer: point the webhooks at the local process instead of the Service.
-import sys
-
-import yaml
-
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
-for doc in docs:
-    if doc["kind"] == "MutatingWebhookConfiguration":
-        for hook in doc["webhooks"]:
-            hook["clientConfig"] = {{"url": "{url}", "caBundle": "{ca}"}}
-sys.stdout.write(yaml.safe_dump_all(docs))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -236,15 +225,11 @@ def installed(cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("chart")
     subprocess.run([_webhook_bin(), "certs", "--out-dir", str(work / "certs"),
                     "--ip", "127.0.0.1"], check=True, capture_output=True)
-    ca = base64.b64encode((work / "certs" / "ca.crt").read_bytes()).decode()
     port = _free_port()
-    post_renderer = work / "post-render"
-    post_renderer.write_text(POST_RENDERER.format(python=sys.executable, ca=ca,
-                                                  url=f"https://127.0.0.1:{port}/mutate"))
-    post_renderer.chmod(0o755)
     helm_args = [RELEASE, str(CHART), "--namespace", RELEASE_NS,
                  "--set", "analysisTemplates.prometheusAddress=http://127.0.0.1:9",
-                 "--post-renderer", str(post_renderer)]
+                 *webhookrender.helm_args(f"https://127.0.0.1:{port}/mutate",
+                                          (work / "certs" / "ca.crt").read_bytes())]
     cluster.helm("install", *helm_args, "--create-namespace")
 
     log_path = work / "webhook.log"
@@ -552,9 +537,9 @@ def test_validating_admission_policy_type_checks_against_the_rollout_schema(clus
         assert not status["typeChecking"].get("expressionWarnings"), status
 
 
-def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces):
-    """With no webhook answering: non-agent Rollouts are admitted, agent Rollouts are refused -
-    annotated ones by the webhook's failurePolicy, namespace-selected ones by the VAP."""
+@contextlib.contextmanager
+def webhook_unreachable(cluster):
+    """Every webhook of the chart pointed at a port nothing listens on, and back afterwards."""
     config = cluster.get_json("mutatingwebhookconfiguration", WEBHOOK)
     urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
     down = f"https://127.0.0.1:{_free_port()}/mutate"
@@ -565,12 +550,21 @@ def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces
         cluster.kubectl("patch", "mutatingwebhookconfiguration", WEBHOOK, "--type=json",
                         "-p", json.dumps(patch))
 
+    point_to([down] * len(urls))
+    try:
+        yield
+    finally:
+        point_to(urls)
+
+
+def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces):
+    """With no webhook answering: non-agent Rollouts are admitted, agent Rollouts are refused -
+    annotated ones by the webhook's failurePolicy, namespace-selected ones by the VAP."""
     def attempt(namespace, annotations=None):
         return cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
                                check=False, input=rollout("outage", annotations=annotations))
 
-    point_to([down] * len(urls))
-    try:
+    with webhook_unreachable(cluster):
         # Configuration changes reach the apiserver's admission chain asynchronously.
         refused = cluster.wait_for(
             lambda: (r := attempt(namespaces["selected"])).returncode != 0 and r,
@@ -583,8 +577,6 @@ def test_webhook_outage_fails_closed_for_agent_rollouts_only(cluster, namespaces
         assert plain.returncode == 0, plain.stderr
         opted_out = attempt(namespaces["selected"], {"agentroll.dev/inject": "false"})
         assert opted_out.returncode == 0, opted_out.stderr
-    finally:
-        point_to(urls)
     cluster.wait_for(lambda: attempt(namespaces["selected"]).returncode == 0, timeout=30,
                      what="admission back to normal")
 
@@ -612,22 +604,11 @@ def test_label_integrity_no_unchecked_composite_version_reaches_storage(cluster,
         assert "agentroll.dev/composite-version" not in out["metadata"].get("labels", {})
         assert "agentroll.dev/composite-version" not in out["spec"]["template"]["metadata"]["labels"]
 
-    config = cluster.get_json("mutatingwebhookconfiguration", WEBHOOK)
-    urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
-    down = f"https://127.0.0.1:{_free_port()}/mutate"
-
-    def point_to(targets):
-        patch = [{"op": "replace", "path": f"/webhooks/{i}/clientConfig/url", "value": url}
-                 for i, url in enumerate(targets)]
-        cluster.kubectl("patch", "mutatingwebhookconfiguration", WEBHOOK, "--type=json",
-                        "-p", json.dumps(patch))
-
     def attempt(namespace, manifest):
         return cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
                                check=False, input=manifest)
 
-    point_to([down] * len(urls))
-    try:
+    with webhook_unreachable(cluster):
         refused = cluster.wait_for(
             lambda: (r := attempt(namespaces["other"], with_labels("forged"))).returncode != 0 and r,
             timeout=30, what="a hand-labelled Rollout refused while the webhook is down")
@@ -636,8 +617,6 @@ def test_label_integrity_no_unchecked_composite_version_reaches_storage(cluster,
         assert refused.returncode != 0 and "labelled.rollouts.agentroll.dev" in refused.stderr
         plain = attempt(namespaces["other"], rollout("plain"))
         assert plain.returncode == 0, plain.stderr
-    finally:
-        point_to(urls)
     cluster.wait_for(lambda: attempt(namespaces["selected"], rollout("back")).returncode == 0,
                      timeout=30, what="admission back to normal")
 
