@@ -23,6 +23,10 @@ MODEL = PREFIX + "model-version"
 TOOLS = PREFIX + "tools"
 CONTAINER = PREFIX + "container"
 ANALYSIS = PREFIX + "analysis"
+TOOL_REQUIREMENTS = PREFIX + "tool-requirements"
+DEPENDS_ON = PREFIX + "depends-on"
+TOOL_SERVER = PREFIX + "tool-server"
+TOOL_SERVER_VERSION = PREFIX + "tool-server-version"
 
 TOOLS_VERSION = PREFIX + "tools-version"
 IMAGE_VERSION = PREFIX + "image-version"
@@ -136,21 +140,29 @@ class CompositeVersion:
     model: str | None = None
     tools: tuple[Tool, ...] | None = None
     image: str | None = None
+    requirements: str | None = None
+    """The tool requirements, canonical (`requirements.canonical`): part of the tools layer."""
 
     @cached_property
     def tools_list(self) -> str | None:
         return None if self.tools is None else ",".join(str(t) for t in self.tools)
 
+    @cached_property
+    def tools_layer(self) -> str | None:
+        if self.requirements is None:
+            return self.tools_list
+        return " ".join(p for p in (self.tools_list, f"requires {self.requirements}") if p)
+
     def raw(self, layer: str) -> str | None:
-        """The layer as a person wrote it (for tools: the canonical sorted list)."""
-        return self.tools_list if layer == "tools" else getattr(self, layer)
+        """The layer as a person wrote it (for tools: the canonical sorted list and requirements)."""
+        return self.tools_layer if layer == "tools" else getattr(self, layer)
 
     def layer_label(self, layer: str) -> str:
         raw = self.raw(layer)
         if raw is None:
             return UNSET
         if layer == "tools":
-            return short_hash(raw) if self.tools else NO_TOOLS
+            return short_hash(raw) if self.tools or self.requirements else NO_TOOLS
         if layer == "image":
             return label_value(image_version(raw))
         return label_value(raw)
@@ -192,6 +204,8 @@ def _derived(version: CompositeVersion) -> tuple[dict[str, str], dict[str, str],
     annotations = {LAYER_LABELS[layer]: version.raw(layer) or UNSET for layer in LAYERS}
     annotations[TOOLS_VERSION] = labels[TOOLS_VERSION]
     annotations[TOOLS] = version.tools_list if version.tools is not None else UNSET
+    if version.requirements is not None:
+        annotations[TOOL_REQUIREMENTS] = version.requirements
     annotations[COMPOSITE_VERSION] = composite
     return labels, annotations, composite
 
@@ -276,7 +290,17 @@ def composite_of(
         model=_string_annotation(annotations, MODEL) or model_from_env(container, model_env_vars),
         tools=None if tools_raw is None else parse_tools(tools_raw),
         image=image.strip() or None if isinstance(image, str) else None,
+        requirements=requirements_of(annotations),
     )
+
+
+def requirements_of(annotations: Mapping) -> str | None:
+    """The canonical tool requirements an object declares, None when it declares none."""
+    if TOOL_REQUIREMENTS not in annotations:
+        return None
+    from kubectl_agentroll.requirements import canonical, declared  # packaging, only when needed
+
+    return canonical(declared(annotations)) or None
 
 
 def composite_from_annotations(annotations: Mapping) -> CompositeVersion:
@@ -292,4 +316,5 @@ def composite_from_annotations(annotations: Mapping) -> CompositeVersion:
         model=raw(MODEL),
         tools=None if tools is None else parse_tools(tools),
         image=raw(IMAGE_VERSION),
+        requirements=raw(TOOL_REQUIREMENTS),
     )

@@ -16,8 +16,10 @@ from functools import lru_cache
 import orjson
 
 from kubectl_agentroll import composite as cv
+from kubectl_agentroll import network as net
 from kubectl_agentroll.composite import AnnotationError, CompositeVersion, composite_of
-from kubectl_agentroll.policy import ALWAYS_APPEND, Policy, TemplateRef, is_template_name
+from kubectl_agentroll.netadmit import NetworkView, check_agent, check_tool_server
+from kubectl_agentroll.policy import ALWAYS_APPEND, WAIT, Policy, TemplateRef, is_template_name
 
 MUTATED_OPERATIONS = ("CREATE", "UPDATE")
 
@@ -253,15 +255,35 @@ def _check_inserted(count: int, what: str) -> None:
         )
 
 
+def dependency_gate(policy: Policy) -> dict:
+    """The step that holds a dependent agent's canary until the agents it calls are settled."""
+    return {"analysis": {"templates": [policy.dependency_template.to_argo()], "args": analysis_args(policy)}}
+
+
+def _first_canary_step(steps: Sequence) -> int | None:
+    return next((i for i, step in enumerate(steps) if isinstance(step, dict) and "setWeight" in step),
+                None)
+
+
+def _needs_gate(steps: Sequence, gate: dict | None) -> bool:
+    if gate is None or _first_canary_step(steps) is None:
+        return False
+    names = {_template_name(t) for t in gate["analysis"]["templates"]}
+    return not any(_references(s.get("analysis"), names) for s in steps if isinstance(s, dict))
+
+
 def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy,
-               background: Sequence[TemplateRef] = ()) -> list[dict]:
+               background: Sequence[TemplateRef] = (), gate: dict | None = None) -> list[dict]:
+    """Steps and analysis for a canary: the quality gates after each pause (unless the Rollout has
+    its own), the judge's background looks, and `gate` before the first setWeight when given."""
     base = ("spec", "strategy", "canary", "steps")
     steps = canary.get("steps")
     if steps is not None and (not isinstance(steps, list)):
         raise AnnotationError("spec.strategy.canary.steps", "expected a list")
     step_list = steps or []
     names = {t.name for t in templates}
-    inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s]
+    inline = [s.get("analysis") for s in step_list if isinstance(s, dict) and "analysis" in s
+              and not (gate and _references(s.get("analysis"), {policy.dependency_template.name}))]
     # Our own background analysis survives a `kubectl apply` of the user's steps (the user never
     # wrote it), so it is not a reason to leave those steps ungated.
     ours = _references(canary.get("analysis"), {t.name for t in background})
@@ -280,6 +302,8 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
         plan = look_plan(defaults, policy.look_interval) if gated else None
         for offset, position in enumerate(positions):
             defaults.insert(position + offset, {"analysis": analysis_block(templates, policy, plan)})
+        if _needs_gate(defaults, gate):
+            defaults.insert(_first_canary_step(defaults), gate)
         if not defaults:
             return []
         looks = _background_op(canary, defaults, plan, background, policy) if positions else []
@@ -287,18 +311,23 @@ def canary_ops(canary: Mapping, templates: Sequence[TemplateRef], policy: Policy
             return [{"op": "add", "path": pointer(*base), "value": defaults}, *looks]
         return [{"op": "add", "path": pointer(*base, "-"), "value": s} for s in defaults] + looks
 
-    if not inject:
-        return []
-    positions = analysis_positions(step_list, MAX_INSERTED_STEPS)
-    _check_inserted(len(positions), "one analysis step per setWeight below 100")
-    plan = look_plan(step_list, policy.look_interval) if positions else None
+    insertions: list[tuple[int, dict]] = []
+    plan = None
+    if inject:
+        positions = analysis_positions(step_list, MAX_INSERTED_STEPS)
+        _check_inserted(len(positions), "one analysis step per setWeight below 100")
+        plan = look_plan(step_list, policy.look_interval) if positions else None
+        insertions = [(p, {"analysis": analysis_block(templates, policy, plan)}) for p in positions]
+    effective = list(step_list)
+    if _needs_gate(step_list, gate):
+        first = _first_canary_step(step_list)
+        insertions.insert(0, (first, gate))  # every analysis position lies after the first setWeight
+        effective.insert(first, gate)
     ops = []
-    for offset, position in enumerate(positions):
-        index = position + offset
+    for offset, (position, step) in enumerate(insertions):
         end = position == len(step_list)
-        step = {"analysis": analysis_block(templates, policy, plan)}
-        ops.append({"op": "add", "path": pointer(*base, "-" if end else index), "value": step})
-    return ops + (_background_op(canary, step_list, plan, background, policy) if positions else [])
+        ops.append({"op": "add", "path": pointer(*base, "-" if end else position + offset), "value": step})
+    return ops + (_background_op(canary, effective, plan, background, policy) if plan else [])
 
 
 def blue_green_ops(
@@ -368,21 +397,16 @@ def _layer_warnings(version: CompositeVersion, old: object, policy: Policy) -> l
 
 
 # What the webhook writes on a pod template besides labels: the raw layers and the tool list.
-TEMPLATE_ANNOTATIONS = (*cv.VERSION_LABELS, cv.TOOLS)
+TEMPLATE_ANNOTATIONS = (*cv.VERSION_LABELS, cv.TOOLS, cv.TOOL_REQUIREMENTS)
+TOOL_SERVER_LABELS = (cv.TOOL_SERVER, cv.TOOL_SERVER_VERSION)
 
 
-def strip_version(rollout: Mapping) -> Decision:
-    """A Rollout that is not opted in must not claim a composite version: version labels (and the
-    raw layers on its pod template) that a person wrote, or that an earlier opt-in left, would be
-    trusted by `status` and by the gates. Removed here, with a warning naming them."""
-    places = [(("metadata", "labels"), cv.VERSION_LABELS)]
-    spec = rollout.get("spec")
-    if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
-        places += [(("spec", "template", "metadata", "labels"), cv.VERSION_LABELS),
-                   (("spec", "template", "metadata", "annotations"), TEMPLATE_ANNOTATIONS)]
+def _removals(obj: Mapping, places: Sequence[tuple[tuple[str, ...], Sequence[str]]]
+              ) -> tuple[list[dict], list[str]]:
+    """Remove ops for the keys present at each place, and what they remove (for a warning)."""
     ops, removed = [], []
     for path, keys in places:
-        node: object = rollout
+        node: object = obj
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict):
@@ -390,6 +414,23 @@ def strip_version(rollout: Mapping) -> Decision:
                 if key in node:
                     ops.append({"op": "remove", "path": pointer(*path, key)})
                     removed.append(f"{'.'.join(path)}[{key}]")
+    return ops, removed
+
+
+def _has_template(obj: Mapping) -> bool:
+    spec = obj.get("spec")
+    return isinstance(spec, dict) and isinstance(spec.get("template"), dict)
+
+
+def strip_version(rollout: Mapping) -> Decision:
+    """A Rollout that is not opted in must not claim a composite version: version labels (and the
+    raw layers on its pod template) that a person wrote, or that an earlier opt-in left, would be
+    trusted by `status` and by the gates. Removed here, with a warning naming them."""
+    places = [(("metadata", "labels"), cv.VERSION_LABELS)]
+    if _has_template(rollout):
+        places += [(("spec", "template", "metadata", "labels"), cv.VERSION_LABELS),
+                   (("spec", "template", "metadata", "annotations"), TEMPLATE_ANNOTATIONS)]
+    ops, removed = _removals(rollout, places)
     if not ops:
         return Decision()
     return Decision(patch=ops, warnings=[
@@ -398,8 +439,43 @@ def strip_version(rollout: Mapping) -> Decision:
     ])
 
 
+def tool_server_decision(obj: Mapping, kind: str, old: Mapping | None, policy: Policy,
+                         network: NetworkView | None) -> Decision:
+    """Label a tool server (Rollout or Deployment) with its tool and version, on the object and its
+    pods; refuse a version that breaks an agent's requirements (or warn, per policy). Tool-server
+    labels without the annotation are removed: only the webhook vouches for them."""
+    try:
+        server = net.tool_server_of(obj, kind)
+        if server is None:
+            places = [(("metadata", "labels"), TOOL_SERVER_LABELS)]
+            if _has_template(obj):
+                places.append((("spec", "template", "metadata", "labels"), TOOL_SERVER_LABELS))
+            ops, removed = _removals(obj, places)
+            warning = f"agentroll: no {cv.TOOL_SERVER} annotation, so these labels were removed: "
+            return Decision(patch=ops, warnings=[warning + ", ".join(removed)] if ops else [])
+        labels = server.labels()
+        ops = ensure(obj, ("metadata",), {"labels": labels})
+        if _has_template(obj):
+            ops += ensure(obj, ("spec", "template", "metadata"), {"labels": labels})
+        findings = check_tool_server(server, old, policy, network)
+    except AnnotationError as err:
+        return deny(f"agentroll: {err}")
+    if findings.denials:
+        return deny(" ".join(findings.denials))
+    return Decision(patch=ops, warnings=findings.warnings)
+
+
+def _combine(first: Decision, second: Decision) -> Decision:
+    if not first.allowed:
+        return first
+    if not second.allowed:
+        return second
+    return Decision(patch=first.patch + second.patch, warnings=first.warnings + second.warnings,
+                    version=first.version)
+
+
 def mutate_rollout(
-    rollout: Mapping, policy: Policy, old: Mapping | None = None
+    rollout: Mapping, policy: Policy, old: Mapping | None = None, network: NetworkView | None = None
 ) -> Decision:
     """Mutate one Rollout object (already known to be a Rollout being created or updated)."""
     try:
@@ -414,9 +490,13 @@ def mutate_rollout(
         version = composite_of(rollout, policy.model_env_vars)
         templates = chosen_templates(annotations, policy)
         labels = version.labels()
+        depends_on = net.depends_on_of(annotations)
+        findings = check_agent(rollout, old, policy, network, depends_on)
+        if findings.denials:
+            return deny(" ".join(findings.denials))
 
         ops = ensure(rollout, ("metadata",), {"labels": labels})
-        warnings = _layer_warnings(version, old, policy)
+        warnings = _layer_warnings(version, old, policy) + findings.warnings
         spec = rollout.get("spec") or {}
         if not isinstance(spec, dict):
             raise AnnotationError("spec", "expected a map")
@@ -426,6 +506,9 @@ def mutate_rollout(
                 ("spec", "template", "metadata"),
                 {"labels": labels, "annotations": version.annotations()},
             )
+            if version.requirements is None:  # requirements dropped: so is their raw copy
+                ops += _removals(rollout, [(("spec", "template", "metadata", "annotations"),
+                                            (cv.TOOL_REQUIREMENTS,))])[0]
         elif spec.get("workloadRef") is not None:
             warnings.append(
                 "agentroll: spec.workloadRef: only the Rollout is labelled; pod labels "
@@ -438,25 +521,57 @@ def mutate_rollout(
         if isinstance(strategy.get("canary"), dict):
             # Templates the annotation chose are the whole gate; the policy's come with its looks.
             background = () if cv.ANALYSIS in annotations else policy.background_templates
-            ops += canary_ops(strategy["canary"], templates, policy, background)
+            gate = dependency_gate(policy) if depends_on and policy.dependency_order == WAIT else None
+            ops += canary_ops(strategy["canary"], templates, policy, background, gate)
         elif isinstance(strategy.get("blueGreen"), dict):
             ops += blue_green_ops(strategy["blueGreen"], templates, policy)
+            if depends_on:
+                warnings.append(f"agentroll: {cv.DEPENDS_ON}: only canary Rollouts wait for their "
+                                "dependencies; this blue-green Rollout does not")
         return Decision(patch=ops, warnings=warnings, version=version)
     except AnnotationError as err:
         return deny(f"agentroll: {err}")
 
 
-def mutate(request: Mapping, policy: Policy) -> Decision:
-    """Decide on an AdmissionRequest (the `request` of an admission.k8s.io/v1 AdmissionReview)."""
+def mutate(request: Mapping, policy: Policy, network: NetworkView | None = None) -> Decision:
+    """Decide on an AdmissionRequest (the `request` of an admission.k8s.io/v1 AdmissionReview).
+
+    `network`: the webhook's view of agents and tool servers; without it (a policy file, the
+    offline `inject`) the rules that need other objects are not checked."""
     kind = request.get("kind") or {}
     if not isinstance(kind, dict):
         return Decision()
-    if kind.get("group") != "argoproj.io" or kind.get("kind") != "Rollout":
+    target = (kind.get("group"), kind.get("kind"))
+    if target not in (("argoproj.io", "Rollout"), ("apps", "Deployment")):
         return Decision()
     if request.get("operation") not in MUTATED_OPERATIONS or request.get("subResource"):
         return Decision()
-    rollout = request.get("object")
-    if not isinstance(rollout, dict):
-        return deny("agentroll: request.object: expected a Rollout object")
+    obj = request.get("object")
+    if not isinstance(obj, dict):
+        return deny(f"agentroll: request.object: expected a {target[1]} object")
     old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
-    return mutate_rollout(rollout, policy, old if isinstance(old, dict) else None)
+    old = old if isinstance(old, dict) else None
+    if not isinstance(obj.get("metadata") or {}, dict):
+        return deny("agentroll: metadata: expected a map")
+    if not isinstance((obj.get("metadata") or {}).get("annotations") or {}, dict):
+        return deny("agentroll: metadata.annotations: expected a map")
+    if target[1] == "Deployment":
+        return tool_server_decision(obj, "Deployment", old, policy, network)
+    decision = mutate_rollout(obj, policy, old, network)
+    if not _claims_tool_server(obj) or not decision.allowed:
+        return decision
+    if decision.patch:  # label the tool server on top of the agent's labels, not over them
+        import jsonpatch
+
+        obj = jsonpatch.apply_patch(obj, decision.patch)
+    return _combine(decision, tool_server_decision(obj, "Rollout", old, policy, network))
+
+
+def _claims_tool_server(obj: Mapping) -> bool:
+    metadata = obj.get("metadata") or {}
+    maps = [metadata.get("labels")]
+    if _has_template(obj):
+        template_metadata = obj["spec"]["template"].get("metadata")
+        maps.append(template_metadata.get("labels") if isinstance(template_metadata, dict) else None)
+    return cv.TOOL_SERVER in (metadata.get("annotations") or {}) or any(
+        isinstance(m, dict) and any(k in m for k in TOOL_SERVER_LABELS) for m in maps)

@@ -16,6 +16,8 @@ from kubectl_agentroll.composite import DEFAULT_MODEL_ENV_VARS
 INJECT_IF_ABSENT = "inject-if-absent"
 ALWAYS_APPEND = "always-append"
 MODES = (INJECT_IF_ABSENT, ALWAYS_APPEND)
+ENFORCE, WARN, WAIT = "enforce", "warn", "wait"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^[0-9]+[smh]$")
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -71,6 +73,13 @@ class Policy:
     model_env_vars: tuple[str, ...] = DEFAULT_MODEL_ENV_VARS
     selects_namespace: bool = False
     priority: int = 0
+    tool_requirements: str = ENFORCE
+    """enforce: an unmet tool requirement (or an update that breaks one) is denied; warn: warned."""
+    dependency_order: str = WAIT
+    """wait: a dependent agent's canary waits for its dependencies (a gate); warn: a warning only."""
+    tool_server_namespaces: tuple[str, ...] = ()
+    """Where agents' tool servers live besides the agent's own namespace."""
+    dependency_template: TemplateRef = TemplateRef("agent-dependencies")
     namespace_selector: Mapping | None = field(default=None, compare=False)
     memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
     """Derived data the engine computes once per policy (policies are immutable)."""
@@ -161,6 +170,24 @@ def policy_from_spec(spec: object, name: str = "policy") -> Policy:
     if "mode" in analysis:
         _require(analysis["mode"] in MODES, "spec.analysis.mode", " or ".join(MODES))
         kwargs["mode"] = analysis["mode"]
+
+    network = spec.get("network") or {}
+    _require(isinstance(network, Mapping), "spec.network", "a map")
+    if "toolRequirements" in network:
+        _require(network["toolRequirements"] in (ENFORCE, WARN), "spec.network.toolRequirements",
+                 f"{ENFORCE} or {WARN}")
+        kwargs["tool_requirements"] = network["toolRequirements"]
+    if "dependencyOrder" in network:
+        _require(network["dependencyOrder"] in (WAIT, WARN), "spec.network.dependencyOrder",
+                 f"{WAIT} or {WARN}")
+        kwargs["dependency_order"] = network["dependencyOrder"]
+    if network.get("toolServerNamespaces") is not None:
+        kwargs["tool_server_namespaces"] = _string_list(
+            network["toolServerNamespaces"], "spec.network.toolServerNamespaces",
+            lambda n: len(n) <= 63 and _DNS_LABEL.match(n) is not None, "a namespace name")
+    if network.get("dependencyTemplate") is not None:
+        kwargs["dependency_template"] = _template_ref(network["dependencyTemplate"],
+                                                      "spec.network.dependencyTemplate")
 
     if spec.get("allowedTemplates") is not None:
         kwargs["allowed_templates"] = _string_list(

@@ -22,7 +22,8 @@ from kubectl_agentroll import status as st
 from kubectl_agentroll.actions import Refused
 
 PASSED, FAILED, INCONCLUSIVE, RUNNING, NONE = "Successful", "Failed", "Inconclusive", "Running", "none"
-UNDO_ANNOTATIONS = {"prompt": cv.PROMPT, "model": cv.MODEL, "tools": cv.TOOLS}
+# The Rollout annotations the webhook reads; it copies each, under the same key, to the pod template.
+UNDO_ANNOTATIONS = (cv.PROMPT, cv.MODEL, cv.TOOLS, cv.TOOL_REQUIREMENTS)
 
 
 @dataclass
@@ -142,10 +143,12 @@ def plan_undo(rollout: Mapping, replicaset: Mapping) -> list[dict]:
     if "annotations" not in st.meta(rollout) or not isinstance(st.meta(rollout).get("annotations"), Mapping):
         ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
     ops.append({"op": "replace", "path": "/spec/template", "value": template})
-    for layer, key in UNDO_ANNOTATIONS.items():
+    written = st._map(st._map(template.get("metadata")).get("annotations"))
+    for key in UNDO_ANNOTATIONS:
         where = f"/metadata/annotations/{_pointer(key)}"
-        if raw[layer] != cv.UNSET:
-            ops.append({"op": "add", "path": where, "value": raw[layer]})
+        value = written.get(key)
+        if value is not None and value != cv.UNSET:
+            ops.append({"op": "add", "path": where, "value": str(value)})
         elif key in annotations:
             ops.append({"op": "remove", "path": where})
     containers = st._list(st._map(template.get("spec")).get("containers"))

@@ -54,9 +54,12 @@ def main() -> None:
 @click.option("--context", "kube_context", help="Kubeconfig context, for --watch-policies.")
 @click.option("--resync-seconds", default=300.0, show_default=True,
               help="Relist policies and namespaces this often (--watch-policies).")
+@click.option("--watch-network/--no-watch-network", default=True, show_default=True,
+              help="With --watch-policies, also cache Rollouts and tool-server Deployments, to check "
+                   "tool requirements and dependency cycles at admission (README: Agent networks).")
 def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_check_interval,
           shutdown_timeout, request_timeout, metrics_port, idle_timeout, watch_policies, kubeconfig,
-          kube_context, resync_seconds) -> None:
+          kube_context, resync_seconds, watch_network) -> None:
     """Serve POST /mutate, GET /healthz, /readyz and /metrics over HTTPS."""
     import ssl
 
@@ -72,14 +75,8 @@ def serve(port, host, tls_cert_file, tls_private_key_file, policy_file, cert_che
     if watch_policies and policy_file:
         raise click.ClickException("--policy-file and --watch-policies exclude each other")
     if watch_policies:
-        from kubectl_agentroll.kube import KubeError
-        from webhook.policywatch import make_watch
-
-        try:
-            policies = make_watch(kubeconfig, kube_context, resync=resync_seconds)
-        except KubeError as err:
-            raise click.ClickException(f"--watch-policies: {err}") from None
-        policies.start()  # readyz answers 503 until policies and namespaces are listed
+        policies = _start_watch(kubeconfig, kube_context, resync_seconds, watch_network,
+                                "--watch-policies")  # readyz answers 503 until everything is listed
     else:
         try:
             policy = load_policy_file(policy_file) if policy_file else None
@@ -158,9 +155,15 @@ def certs(out_dir, dns_names, ips, days, ca_days, webhook_config, kubeconfig, ku
               help="Serve HTTPS with this certificate (PEM); plain HTTP without.")
 @click.option("--tls-private-key-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Its private key (PEM).")
+@click.option("--watch-network/--no-watch-network", default=None,
+              help="Cache agent Rollouts for GET /v1/dependencies (the dependency gate). Default: on "
+                   "when in-cluster or --kubeconfig is given.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="For --watch-network.")
+@click.option("--context", "kube_context", help="Kubeconfig context, for --watch-network.")
 def judge(port, host, prometheus_address, allowed, query_timeout, tls_cert_file,
-          tls_private_key_file) -> None:
-    """Serve the canary judge Argo calls: GET /v1/verdict, /healthz, /readyz, /metrics.
+          tls_private_key_file, watch_network, kubeconfig, kube_context) -> None:
+    """Serve the canary judge Argo calls: GET /v1/verdict, /v1/dependencies, /healthz, /readyz,
+    /metrics.
 
     \b
     Example:
@@ -185,11 +188,29 @@ def judge(port, host, prometheus_address, allowed, query_timeout, tls_cert_file,
             context.load_cert_chain(tls_cert_file, tls_private_key_file)
         except (OSError, ssl.SSLError) as err:
             raise click.ClickException(f"--tls-cert-file/--tls-private-key-file: {err}") from None
-    app = make_app(prometheus_address, tuple(allowed), query_timeout)
+    if watch_network is None:
+        watch_network = bool(kubeconfig) or bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    cache = _start_watch(kubeconfig, kube_context, 300.0, True, "--watch-network") \
+        if watch_network else None
+    app = make_app(prometheus_address, tuple(allowed), query_timeout, cache)
     try:
         asyncio.run(serve(app, host, port, context))
     except OSError as err:
         raise click.ClickException(f"--port {port}: cannot listen: {err.strerror}") from None
+
+
+def _start_watch(kubeconfig, kube_context, resync_seconds: float, network: bool, flag: str):
+    from kubectl_agentroll.kube import KubeError
+    from kubectl_agentroll.network import NetworkIndex
+    from webhook.policywatch import make_watch
+
+    try:
+        watch = make_watch(kubeconfig, kube_context, resync=resync_seconds,
+                           network=NetworkIndex() if network else None)
+    except KubeError as err:
+        raise click.ClickException(f"{flag}: {err}") from None
+    watch.start()
+    return watch
 
 
 def _patch_ca_bundle(name: str, ca_pem: bytes, kubeconfig, kube_context) -> None:

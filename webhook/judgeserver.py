@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from kubectl_agentroll.judge import Verdict, decide
+from kubectl_agentroll.network import readiness
 from kubectl_agentroll.plan import Plan, parse_duration
 from webhook import evidence
 from webhook.judgemetrics import JudgeMetrics
@@ -138,10 +139,28 @@ def no_data_answer(step_end: bool, facts: dict, target: evidence.Target) -> dict
     return {"decision": "continue", "reason": "before the first planned look", "metrics": {}}
 
 
-def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeout_s: float = 10.0
-             ) -> web.Application:
+def dependencies_answer(query: Mapping[str, str], cache) -> tuple[int, dict]:
+    """GET /v1/dependencies: may this agent start its canary? From the cluster cache (`PolicyWatch`
+    with a NetworkIndex): pass when every agent it depends on is Healthy and not mid-rollout."""
+    namespace, rollout = query.get("namespace", "").strip(), query.get("rollout", "").strip()
+    if not namespace or not rollout:
+        return 400, {"error": f"{'namespace' if not namespace else 'rollout'}: required"}
+    if cache is None:
+        return 503, {"error": "the judge has no cluster cache: start it in-cluster or with --kubeconfig"}
+    if not cache.ready:
+        return 503, {"error": "the cluster cache is not loaded yet"}
+    agent = cache.network.agent(namespace, rollout)
+    if agent is None:
+        return 404, {"error": f"no agent Rollout {namespace}/{rollout} in the cache"}
+    body = readiness(agent.depends_on, cache.network.agents_in(namespace)).to_dict()
+    return 200, {**body, "namespace": namespace, "rollout": rollout, "dependsOn": list(agent.depends_on)}
+
+
+def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeout_s: float = 10.0,
+             cache=None) -> web.Application:
     """`prometheus=` in a request (a policy's prometheus-address arg) may only name the default
-    address or one of `allowed`: the judge must not fetch URLs chosen by whoever can reach it."""
+    address or one of `allowed`: the judge must not fetch URLs chosen by whoever can reach it.
+    `cache`: the cluster watch that answers /v1/dependencies (None: that endpoint answers 503)."""
     metrics = JudgeMetrics()
     permitted = {a.rstrip("/") for a in (prometheus_address, *allowed)}
 
@@ -172,6 +191,10 @@ def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeo
                  body["decision"], (time.perf_counter() - started) * 1000, body.get("reason", ""))
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
+    async def dependencies(request: web.Request) -> web.Response:
+        status, body = dependencies_answer(request.query, cache)
+        return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -186,6 +209,7 @@ def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeo
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
     app.router.add_get("/v1/verdict", verdict)
+    app.router.add_get("/v1/dependencies", dependencies)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", healthz)
     app.router.add_get("/metrics", metrics_handler)

@@ -13,6 +13,7 @@ class StaticPolicies:
     def __init__(self, policy: Policy = BUILTIN) -> None:
         self.policy = policy
         self.ready = True
+        self.network = None
 
     def for_namespace(self, namespace: str | None) -> Policy:
         return self.policy

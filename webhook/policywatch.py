@@ -1,4 +1,5 @@
-"""Policies from the cluster: AgentRollPolicies and Namespaces, listed and watched into a snapshot.
+"""Policies from the cluster: AgentRollPolicies and Namespaces, listed and watched into a snapshot;
+with a `NetworkIndex`, also Rollouts and tool-server Deployments (agent networks).
 
 Admission never calls the API: `for_namespace` is a dict lookup in a namespace -> Policy map that
 is recomputed (incrementally) whenever a policy or a namespace changes, so its cost does not grow
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from kubectl_agentroll.network import NetworkIndex
 from kubectl_agentroll.policy import (
     BUILTIN,
     Policy,
@@ -35,6 +37,7 @@ from kubectl_agentroll.policy import (
 log = logging.getLogger("agentroll.policywatch")
 
 GROUP, VERSION, PLURAL, KIND = "agentroll.dev", "v1alpha1", "agentrollpolicies", "AgentRollPolicy"
+TOOL_SERVER_SELECTOR = "agentroll.dev/tool-server"  # the label the webhook writes on tool servers
 NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -187,9 +190,11 @@ class PolicyWatch:
     """The webhook's policy source when policies come from the cluster (`PolicySource`)."""
 
     def __init__(self, api_client=None, *, resync: float = 300.0, watch_timeout: int = 240,
-                 backoff_max: float = 30.0, events: bool = True, fallback: Policy = BUILTIN):
+                 backoff_max: float = 30.0, events: bool = True, fallback: Policy = BUILTIN,
+                 network: NetworkIndex | None = None):
         self.api_client = api_client
         self.index = PolicyIndex(fallback)
+        self.network = network
         self.invalid: dict[str, str] = {}
         self.resync = resync
         self.watch_timeout = watch_timeout
@@ -205,7 +210,8 @@ class PolicyWatch:
     # PolicySource
     @property
     def ready(self) -> bool:
-        return self._loaded >= {"policies", "namespaces"}
+        wanted = {"policies", "namespaces"} | ({"rollouts", "deployments"} if self.network else set())
+        return self._loaded >= wanted
 
     def for_namespace(self, namespace: str | None) -> Policy:
         return self.index.lookup(namespace)
@@ -274,6 +280,43 @@ class PolicyWatch:
                 self.index.set_namespace(name, metadata.get("labels") or {})
             self.generation += 1
 
+    def _network_handlers(self, name: str, apply_one: Callable[[Mapping, bool], None],
+                          replace: Callable[[Iterable[Mapping]], None]) -> tuple[Callable, Callable]:
+        def on_list(items: Iterable[Mapping]) -> None:
+            with self._lock:
+                replace(items)
+                self._loaded.add(name)
+                self.generation += 1
+
+        def on_event(kind: str, obj: Mapping) -> None:
+            with self._lock:
+                apply_one(obj, kind == "DELETED")
+                self.generation += 1
+
+        return on_list, on_event
+
+    def _network_resources(self, custom, apps) -> list[Resource]:
+        network = self.network
+        assert network is not None
+
+        def one_rollout(obj: Mapping, deleted: bool) -> None:
+            network.apply_agent(obj, deleted)
+            network.apply_tool_server("Rollout", obj, deleted)
+
+        def list_rollouts(**kw):
+            return custom.list_cluster_custom_object("argoproj.io", "v1alpha1", "rollouts", **kw)
+
+        def list_deployments(**kw):
+            return apps.list_deployment_for_all_namespaces(label_selector=TOOL_SERVER_SELECTOR, **kw)
+
+        return [
+            Resource("rollouts", list_rollouts, *self._network_handlers(
+                "rollouts", one_rollout, network.replace_rollouts)),
+            Resource("deployments", list_deployments, *self._network_handlers(
+                "deployments", lambda o, d: network.apply_tool_server("Deployment", o, d),
+                network.replace_deployments)),
+        ]
+
     # -- reporting --------------------------------------------------------------------------------
     def _report_invalid(self, obj: Mapping, message: str) -> None:
         metadata = obj.get("metadata") or {}
@@ -313,11 +356,14 @@ class PolicyWatch:
         def list_policies(**kw):
             return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
 
-        return [
+        resources = [
             Resource("policies", list_policies, self.apply_policy_list, self.apply_policy_event),
             Resource("namespaces", core.list_namespace, self.apply_namespace_list,
                      self.apply_namespace_event),
         ]
+        if self.network is not None:
+            resources += self._network_resources(custom, client.AppsV1Api(self.api_client))
+        return resources
 
     def start(self) -> None:
         for resource in self._resources():

@@ -20,6 +20,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from kubectl_agentroll.mutate import Decision, mutate
+from kubectl_agentroll.netadmit import NetworkView
+from kubectl_agentroll.network import NetworkIndex
 from kubectl_agentroll.policy import Policy
 from webhook.connection import OUTCOME, SERVER_HEADER, Connection, Recorder, connection_factory
 from webhook.requestlog import RateLimitFilter
@@ -38,6 +40,7 @@ API_VERSION = "admission.k8s.io/v1"
 
 class PolicySource(Protocol):
     ready: bool
+    network: NetworkIndex | None  # agents and tool servers, when the source watches the cluster
 
     def for_namespace(self, namespace: str | None) -> Policy: ...
 
@@ -119,6 +122,8 @@ async def _read(http_request: web.Request) -> bytes | web.Response:
 
 
 def make_app(policies: PolicySource) -> web.Application:
+    network = NetworkView(policies.network, policies.for_namespace) if policies.network is not None else None
+
     async def mutate_handler(http_request: web.Request) -> web.Response:
         body = await _read(http_request)
         if isinstance(body, web.Response):
@@ -129,7 +134,7 @@ def make_app(policies: PolicySource) -> web.Application:
             return _error(http_request, 400, "bad_request", str(err))
         uid, name = request["uid"], _object_name(request)
         try:
-            decision = mutate(request, policies.for_namespace(request.get("namespace")))
+            decision = mutate(request, policies.for_namespace(request.get("namespace")), network)
         except Exception:  # noqa: BLE001 - one bad object must not take the server down
             log.exception("uid=%s %s engine failed", log_field(uid), name)
             decision = Decision(allowed=False, message="agentroll: internal error, see webhook log")
