@@ -52,6 +52,7 @@ class Agent:
     phase: str = "Healthy"
     message: str = ""
     in_flight: bool = False  # a canary (or preview) is running
+    composite: str = ""  # its composite-version label
 
     @property
     def settled(self) -> bool:
@@ -124,7 +125,7 @@ def agent_of(rollout: Mapping) -> Agent | None:
     namespace, name = _name(rollout)
     phase, message = st.rollout_phase(rollout)
     return Agent(namespace, name, declared(annotations), depends_on_of(annotations), phase,
-                 message, st.in_flight(rollout))
+                 message, st.in_flight(rollout), str(st.labels_of(rollout).get(cv.COMPOSITE_VERSION, "")))
 
 
 # -- the index ------------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ class Readiness:
     waiting_on: tuple[Waiting, ...] = field(default=())
 
     def to_dict(self) -> dict:
-        return {"decision": "pass" if self.ready else "wait", "ready": self.ready, "reason": self.reason,
+        return {"decision": "ready" if self.ready else "wait", "ready": self.ready, "reason": self.reason,
                 "waitingOn": [vars(w) for w in self.waiting_on]}
 
 
@@ -355,3 +356,30 @@ def readiness(depends_on: Sequence[str], agents: Mapping[str, Agent]) -> Readine
         return Readiness(True, f"every dependency is Healthy: {', '.join(depends_on)}")
     detail = "; ".join(f"{w.name} {w.phase} ({w.reason})" for w in waiting)
     return Readiness(False, f"waiting on {detail}", tuple(waiting))
+
+
+@dataclass(frozen=True)
+class RequirementRow:
+    """One requirement of an agent next to the tool-server versions that run now (for `status`)."""
+
+    tool: str
+    requirement: str
+    running: tuple[str, ...]  # "1.5.0 (deployment/crm)"
+    satisfied: bool
+
+
+def requirement_rows(rollout: Mapping, servers: Iterable[ToolServer]) -> list[RequirementRow]:
+    try:
+        requirements = declared(st.annotations_of(rollout))
+    except AnnotationError:
+        return []
+    by_tool: dict[str, list[ToolServer]] = {}
+    for server in servers:
+        by_tool.setdefault(server.tool, []).append(server)
+    rows = []
+    for requirement in requirements:
+        running = sorted(by_tool.get(requirement.tool, []), key=lambda s: (s.version, s.name))
+        rows.append(RequirementRow(requirement.tool, str(requirement.specifier) or "any",
+                                   tuple(f"{s.version} ({s.kind.lower()}/{s.name})" for s in running),
+                                   any(requirement.satisfied_by(s.version) for s in running)))
+    return rows

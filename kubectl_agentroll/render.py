@@ -114,6 +114,17 @@ def render_status(model, tree=None, style: Style = Style()) -> str:  # noqa: B00
             lines.append(_painted_table(metric_rows, [
                 "RUN", "METRIC", "PHASE", "LAST VALUES", "SUCCESS IF", "FAILURE IF", "OK/FAIL/INC/ERR"]))
         lines += _judge_lines(model.analysis_runs, style)
+    if model.requirements:
+        lines.append("")
+        lines.append("Tool requirements (agentroll.dev/tool-requirements) and what runs now:")
+        lines.append(_painted_table([[(r.tool, r.tool), (r.requirement, r.requirement),
+                                      (", ".join(r.running) or "none", ", ".join(r.running) or "none"),
+                                      style.state("ok" if r.satisfied else "fail")]
+                                     for r in model.requirements],
+                                    ["TOOL", "REQUIRES", "RUNNING NOW", "MET"]))
+    if model.waiting_on:
+        lines.append(f"Dependencies:  {style.paint(model.waiting_on, YELLOW)} (the dependency gate holds "
+                     "this canary before its first step)")
     for note in model.notes:
         lines.append(f"Note: {note}")
     if tree:
@@ -218,3 +229,28 @@ def render_history(revisions, style: Style = Style()) -> str:  # noqa: B008 - fr
 def frame(text: str) -> str:
     """A redraw in place on a terminal: home, each line cleared to its end, the rest cleared."""
     return "\x1b[H" + "\n".join(line + "\x1b[K" for line in text.split("\n")) + "\n\x1b[J"
+
+
+def render_deps(nodes, style: Style = Style()) -> str:  # noqa: B008 - frozen
+    """The agent network: agents, the tools they require and the agents they depend on."""
+    if not nodes:
+        return "No agents or tool servers found."
+    rows: list[list[tuple[str, str]]] = []
+
+    def add(node, prefix: str, branch: str) -> None:
+        icon = {"agent": "⟳", "tool": "⚙", "tool-server": "⚙"}[node.kind]
+        label = f"{prefix}{branch}{icon} {node.kind} {node.name}"
+        state = style.state("ok" if node.state == "met" else "fail") if node.kind == "tool" \
+            else style.state(node.state)
+        if node.kind == "agent" and node.state == "Missing":
+            state = style.state("fail")
+        info = node.note or ("mid-rollout" if node.in_flight else "")
+        rows.append([(label, label), (node.requirement or "-", node.requirement or "-"), state,
+                     (node.version, node.version), (info, style.paint(info, YELLOW) if info else info)])
+        inner = prefix + ("" if not branch else "    " if branch == "└── " else "│   ")
+        for i, child in enumerate(node.children):
+            add(child, inner, "└── " if i == len(node.children) - 1 else "├── ")
+
+    for node in nodes:
+        add(node, "", "")
+    return _painted_table(rows, ["NAME", "REQUIRES", "STATE", "VERSION (RUNNING)", "NOTE"])

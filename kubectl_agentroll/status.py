@@ -367,6 +367,7 @@ class Metric:
     error: int
     message: str | None = None
     verdict: verdictview.VerdictView | None = None  # the judge's last answer, when this metric asks it
+    dependencies: verdictview.DependencyView | None = None  # the dependency gate's last answer
 
 
 @dataclass
@@ -395,8 +396,8 @@ def analysis_of(run: Mapping) -> Analysis:
         spec_metric, result = by_name.get(name, {}), results.get(name, {})
         measurements = [_map(m) for m in _list(result.get("measurements"))]
         values = [str(m["value"]) for m in measurements if m.get("value") not in (None, "")]
-        verdicts = [verdictview.parse(v) for v in values]
-        verdict = verdicts[-1] if verdicts else None
+        verdicts = [verdictview.parse(v) or verdictview.parse_dependencies(v) for v in values]
+        last = verdicts[-1] if verdicts else None
         values = [v.decision if v else raw for v, raw in zip(verdicts, values, strict=True)]
         metrics.append(Metric(
             name=str(name),
@@ -410,7 +411,8 @@ def analysis_of(run: Mapping) -> Analysis:
             inconclusive=_int(result.get("inconclusive")),
             error=_int(result.get("error")),
             message=result.get("message") or None,
-            verdict=verdict,
+            verdict=last if isinstance(last, verdictview.VerdictView) else None,
+            dependencies=last if isinstance(last, verdictview.DependencyView) else None,
         ))
     step = labels.get(STEP_INDEX)
     return Analysis(
@@ -466,6 +468,16 @@ class RolloutStatus:
     current_step_analysis: dict | None  # status.canary.currentStepAnalysisRunStatus
     opted_in: bool
     notes: list[str] = field(default_factory=list)
+    requirements: list = field(default_factory=list)  # network.RequirementRow, when it declares some
+
+    @property
+    def waiting_on(self) -> str | None:
+        """Why the dependency gate holds the canary, while it does."""
+        for run in self.analysis_runs:
+            for metric in run.metrics if run.phase in ("Running", "Pending") else ():
+                if metric.dependencies is not None and not metric.dependencies.ready:
+                    return metric.dependencies.reason
+        return None
 
     @property
     def phase_display(self) -> str:

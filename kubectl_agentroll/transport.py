@@ -16,6 +16,7 @@ JSON_PATCH = "application/json-patch+json"
 ROLLOUTS = ("/apis/argoproj.io/v1alpha1", "rollouts")
 ANALYSIS_RUNS = ("/apis/argoproj.io/v1alpha1", "analysisruns")
 REPLICA_SETS = ("/apis/apps/v1", "replicasets")
+DEPLOYMENTS = ("/apis/apps/v1", "deployments")
 PODS = ("/api/v1", "pods")
 
 

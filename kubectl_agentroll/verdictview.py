@@ -54,6 +54,33 @@ def parse(value: object) -> VerdictView | None:
         metrics=tuple(_metric(str(name), m) for name, m in metrics.items() if isinstance(m, Mapping)))
 
 
+@dataclass(frozen=True)
+class DependencyView:
+    """The judge's answer to the dependency gate (GET /v1/dependencies)."""
+
+    ready: bool
+    reason: str
+    waiting_on: tuple[str, ...]
+
+    @property
+    def decision(self) -> str:
+        return "ready" if self.ready else "wait"
+
+
+def parse_dependencies(value: object) -> DependencyView | None:
+    if not isinstance(value, str) or not value.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping) or data.get("decision") not in ("ready", "wait"):
+        return None
+    waiting = data.get("waitingOn") if isinstance(data.get("waitingOn"), list) else []
+    return DependencyView(data.get("ready") is True, str(data.get("reason") or ""),
+                          tuple(str(w.get("name")) for w in waiting if isinstance(w, Mapping)))
+
+
 def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 

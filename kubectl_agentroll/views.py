@@ -11,21 +11,42 @@ import click
 
 
 def fetch_one(s, name: str, tree: bool = False):
-    """The Rollout, its status model and (when asked) its revision tree: 3 requests, 4 with the tree."""
+    """The Rollout, its status model and (when asked) its revision tree: 3 requests, 4 with the tree,
+    2 more when it declares tool requirements (the tool servers of its namespace)."""
     rollout = s.rollout(name)
     replicasets = s.replicasets(rollout)
     runs = s.analysis_runs(rollout)
     pods = s.pods(rollout) if tree else []
-    return rollout, model_of(rollout, replicasets, runs, pods, tree)
+    return rollout, model_of(rollout, replicasets, runs, pods, tree, tool_servers(s, rollout))
 
 
-def model_of(rollout, replicasets, runs, pods, tree: bool):
+def tool_servers(s, rollout) -> list | None:
+    """The tool servers in the Rollout's namespace, only when it declares requirements."""
+    from kubectl_agentroll import composite as cv
+    from kubectl_agentroll import status as st
+
+    if cv.TOOL_REQUIREMENTS not in st.annotations_of(rollout):
+        return None
+    from kubectl_agentroll.network import NetworkIndex
+    from kubectl_agentroll.transport import DEPLOYMENTS, ROLLOUTS
+
+    where = f"tool servers in namespace {s.namespace!r}"
+    index = NetworkIndex.of(s.list(ROLLOUTS, where, s.namespace, cv.TOOL_SERVER),
+                            s.list(DEPLOYMENTS, where, s.namespace, cv.TOOL_SERVER))
+    return list(index.tool_servers.values())
+
+
+def model_of(rollout, replicasets, runs, pods, tree: bool, servers: list | None = None):
     from datetime import datetime, timezone
 
     from kubectl_agentroll.status import rollout_status
     from kubectl_agentroll.tree import revision_tree
 
     model = rollout_status(rollout, replicasets, runs)
+    if servers is not None:
+        from kubectl_agentroll.network import requirement_rows
+
+        model.requirements = requirement_rows(rollout, servers)
     nodes = revision_tree(rollout, replicasets, pods, runs, datetime.now(timezone.utc)) if tree else None
     return model, nodes
 

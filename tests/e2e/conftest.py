@@ -231,12 +231,14 @@ def agent_traffic(cluster, tmp_path):
 @pytest.fixture
 def judge(cluster, tmp_path, request):
     """`agentroll-webhook judge` as a local process reading the cluster's Prometheus (or the
-    address an indirect parametrization gives); its base URL."""
+    address an indirect parametrization gives) and caching agent Rollouts for /v1/dependencies;
+    its base URL."""
     port = free_port()
     prometheus_url = getattr(request, "param", None) or cluster.prometheus_url
     log = (tmp_path / "judge.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "webhook", "judge", "--host", "127.0.0.1", "--port", str(port),
-                             "--prometheus", prometheus_url, "--query-timeout", "5"],
+                             "--prometheus", prometheus_url, "--query-timeout", "5",
+                             "--kubeconfig", str(cluster.kubeconfig)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cluster.env)
     base = f"http://127.0.0.1:{port}"
 

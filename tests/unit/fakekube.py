@@ -20,8 +20,9 @@ import jsonpatch
 from kubectl_agentroll.kube import KubeError
 from kubectl_agentroll.transport import JSON_PATCH, MERGE_PATCH
 
-KINDS = {"rollouts": "Rollout", "replicasets": "ReplicaSet", "analysisruns": "AnalysisRun", "pods": "Pod"}
-WITH_STATUS = {"rollouts", "replicasets", "analysisruns", "pods"}
+KINDS = {"rollouts": "Rollout", "replicasets": "ReplicaSet", "analysisruns": "AnalysisRun", "pods": "Pod",
+         "deployments": "Deployment"}
+WITH_STATUS = {"rollouts", "replicasets", "analysisruns", "pods", "deployments"}
 
 
 def merge(target: object, patch: object) -> object:
