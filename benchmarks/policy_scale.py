@@ -88,21 +88,17 @@ def review(namespace: str) -> bytes:
                        "request": req}).encode()
 
 
-async def http_load(watch: PolicyWatch, namespaces: list[str], requests: int,
+async def http_load(source, bodies: list[bytes], requests: int,
                     concurrency: int) -> tuple[float, float, float]:
-    # The request log line goes to /dev/null: it is the same at every snapshot size.
-    return await _http_load(watch, namespaces, requests, concurrency)
-
-
-async def _http_load(watch, namespaces, requests, concurrency):
-    # aiohttp's own handler: no request log (it is written by webhook.connection), as before.
-    runner = web.AppRunner(make_app(watch), access_log=None)
+    """The webhook app over a policy source, loopback HTTP/1.1 keep-alive at `concurrency`; each
+    body must be admitted. aiohttp's own handler: no request log (webhook.connection writes it, and
+    it is the same at every snapshot size)."""
+    runner = web.AppRunner(make_app(source), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}/mutate"
-    bodies = [review(ns) for ns in namespaces[:200]]
     latencies: list[float] = []
     remaining = iter(range(requests))
 
@@ -172,7 +168,8 @@ def measure(n_policies: int, n_namespaces: int, args) -> dict:
     policy_change = statistics.median(policy_changes)
     namespace_change = statistics.median(namespace_changes)
 
-    rps, p50, p99 = asyncio.run(http_load(watch, names, args.requests, args.concurrency))
+    bodies = [review(ns) for ns in names[:200]]
+    rps, p50, p99 = asyncio.run(http_load(watch, bodies, args.requests, args.concurrency))
     churn = ""
     if args.churn and n_policies > 1:
         # The watch runs in threads: measure admission while one applies changes at a high rate
@@ -195,7 +192,7 @@ def measure(n_policies: int, n_namespaces: int, args) -> dict:
         thread = threading.Thread(target=churner, daemon=True)
         thread.start()
         try:
-            crps, cp50, cp99 = asyncio.run(http_load(watch, names, args.requests,
+            crps, cp50, cp99 = asyncio.run(http_load(watch, bodies, args.requests,
                                                      args.concurrency))
         finally:
             stop.set()

@@ -50,7 +50,8 @@ def _objects(documents: Iterable) -> Iterator[tuple[list, int | None, Mapping]]:
 
 
 def inject(documents: list, policy: Policy, namespace: str = "default") -> InjectResult:
-    """Mutate every Rollout among `documents`; other objects pass through unchanged."""
+    """Mutate every Rollout (and tool-server Deployment) among `documents`; other objects pass
+    through unchanged. No cluster, so no network rules: requirements and cycles need the cache."""
     result = InjectResult(documents=list(documents))
     for container, index, obj in _objects(result.documents):
         decision = mutate(admission_request(obj, namespace), policy)

@@ -91,12 +91,21 @@ class Cluster:
 
     def wait_rollout_phase(self, name: str, namespace: str, phase: str = "Healthy",
                            timeout: float = 90, what: str | None = None) -> dict:
-        """Poll the Rollout until the controller reports `phase`; return its status."""
+        """Poll the Rollout until the controller reports `phase`; return its status. On a timeout the
+        error carries the last status seen (phase, message, conditions)."""
+        seen: dict = {}
+
         def reached():
             status = self.get_json("rollout", name, "-n", namespace).get("status", {})
+            seen["status"] = status
             return status if status.get("phase") == phase else None
 
-        return self.wait_for(reached, timeout=timeout, what=what or f"Rollout {name} {phase}")
+        try:
+            return self.wait_for(reached, timeout=timeout, what=what or f"Rollout {name} {phase}")
+        except AssertionError as err:
+            last = seen.get("status", {})
+            detail = {k: last.get(k) for k in ("phase", "message", "currentStepIndex", "conditions")}
+            raise AssertionError(f"{err}; last status: {json.dumps(detail)[:1500]}") from None
 
     @property
     def prometheus_url(self) -> str:

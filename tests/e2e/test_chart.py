@@ -80,11 +80,14 @@ def test_default_render(cluster):
     secret = secrets[f"{WEBHOOK}-tls"]
     assert [h["name"] for h in config["webhooks"]] == ["annotated.rollouts.agentroll.dev",
                                                      "labelled.rollouts.agentroll.dev",
-                                                     "policy.rollouts.agentroll.dev"]
+                                                     "policy.rollouts.agentroll.dev",
+                                                     "toolservers.agentroll.dev"]
+    rollouts_rule = {"apiGroups": ["argoproj.io"], "apiVersions": ["*"], "resources": ["rollouts"],
+                     "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
     for hook in config["webhooks"]:
-        assert hook["rules"] == [{"apiGroups": ["argoproj.io"], "apiVersions": ["*"],
-                                  "resources": ["rollouts"], "operations": ["CREATE", "UPDATE"],
-                                  "scope": "Namespaced"}]
+        tool_servers = hook["name"].startswith("toolservers")
+        assert hook["rules"] == [rollouts_rule] + ([{**rollouts_rule, "apiGroups": ["apps"],
+                                                      "resources": ["deployments"]}] if tool_servers else [])
         assert (hook["sideEffects"], hook["reinvocationPolicy"]) == ("None", "IfNeeded")
         assert hook["timeoutSeconds"] <= 10
         (expr,) = hook["namespaceSelector"]["matchExpressions"]
@@ -93,7 +96,9 @@ def test_default_render(cluster):
         assert hook["clientConfig"]["service"]["name"] == WEBHOOK
     # Annotated and labelled Rollouts fail closed in the webhook; the others fail open there and
     # the policy-selected ones closed in the ValidatingAdmissionPolicy.
-    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Fail", "Ignore"]
+    assert [h["failurePolicy"] for h in config["webhooks"]] == ["Fail", "Fail", "Ignore", "Fail"]
+    (tool_condition,) = config["webhooks"][3]["matchConditions"]
+    assert "'agentroll.dev/tool-server' in object.metadata.annotations" in tool_condition["expression"]
     assert {p["metadata"]["name"] for p in by_kind(docs, "ValidatingAdmissionPolicy")} == {
         f"{WEBHOOK}-composite-version", f"{WEBHOOK}-policy-selected"}
 
@@ -124,10 +129,18 @@ def test_default_render(cluster):
     verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"]
              for g in rule["apiGroups"] for r in rule["resources"]}
     assert verbs == {("agentroll.dev", "agentrollpolicies"): {"list", "watch"},
-                     ("", "namespaces"): {"list", "watch"}}
+                     ("", "namespaces"): {"list", "watch"}, ("argoproj.io", "rollouts"): {"list", "watch"},
+                     ("apps", "deployments"): {"list", "watch"}}
 
     templates = {t["metadata"]["name"]: t for t in by_kind(docs, "ClusterAnalysisTemplate")}
-    assert set(templates) == {"agent-quality", "agent-quality-watch", "agent-quality-promql"}
+    assert set(templates) == {"agent-quality", "agent-quality-watch", "agent-quality-promql", "agent-dependencies"}
+    (gate,) = templates["agent-dependencies"]["spec"]["metrics"]
+    assert (gate["count"], gate["interval"], gate["failureLimit"], gate["consecutiveSuccessLimit"]) == (
+        360, "10s", -1, 1)
+    assert gate["provider"]["web"]["url"] == (
+        "{{args.judge-address}}/v1/dependencies?namespace={{args.namespace}}&rollout={{args.rollout}}")
+    (default_policy,) = by_kind(docs, "AgentRollPolicy")
+    assert default_policy["spec"]["network"]["dependencyTemplate"] == {"name": "agent-dependencies"}
     for name, count in (("agent-quality", 1), ("agent-quality-watch", None)):
         (metric,) = templates[name]["spec"]["metrics"]
         assert metric.get("count") == count and metric["failureLimit"] == 0
@@ -175,7 +188,8 @@ def test_non_default_render(cluster):
     assert policy["spec"]["priority"] == 5
     for template in by_kind(docs, "ClusterAnalysisTemplate"):
         args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
-        assert args["prometheus-address"] == "http://prom.example:9090"
+        if template["metadata"]["name"] != "agent-dependencies":  # asks the judge, not Prometheus
+            assert args["prometheus-address"] == "http://prom.example:9090"
 
 
 @pytest.mark.parametrize("bad", ["webhook.failurePolicy=Sometimes", "replicaCount=0",

@@ -183,9 +183,11 @@ def test_a_dependent_agents_canary_waits_for_its_dependency(cluster, namespaces,
         st = cluster.get_json("rollout", "support", "-n", ns)["status"]
         return st if st.get("currentStepIndex", 0) >= 2 else None
 
-    st = cluster.wait_for(proceeded, timeout=60, interval=1, what="the dependent canary to pass its gate")
-    assert st.get("phase") == "Paused", st  # at its own indefinite pause, after setWeight 50
+    cluster.wait_for(proceeded, timeout=60, interval=1, what="the dependent canary to pass its gate")
     assert time.monotonic() - started < 60
+    # at its own indefinite pause, after setWeight 50: the canary runs
+    st = cluster.wait_rollout_phase("support", ns, "Paused", timeout=30, what="the dependent canary at 50%")
+    assert st["currentStepIndex"] == 2 and st["canary"].get("weights", {}).get("canary", {}).get("weight", 50) == 50
 
 
 def test_dependency_cycles_are_denied_at_apply(cluster, namespaces):  # noqa: F811
