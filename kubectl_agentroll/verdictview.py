@@ -36,15 +36,21 @@ class VerdictView:
     metrics: tuple[MetricEvidence, ...]
 
 
-def parse(value: object) -> VerdictView | None:
-    """The judge's answer from a measurement value, or None when the value is something else."""
+def _answer(value: object, decisions: tuple[str, ...]) -> Mapping | None:
+    """A measurement value that is a JSON object with one of these decisions, else None."""
     if not isinstance(value, str) or not value.lstrip().startswith("{"):
         return None
     try:
         data = json.loads(value)
     except ValueError:
         return None
-    if not isinstance(data, Mapping) or data.get("decision") not in DECISIONS:
+    return data if isinstance(data, Mapping) and data.get("decision") in decisions else None
+
+
+def parse(value: object) -> VerdictView | None:
+    """The judge's answer from a measurement value, or None when the value is something else."""
+    data = _answer(value, DECISIONS)
+    if data is None:
         return None
     metrics = data.get("metrics") if isinstance(data.get("metrics"), Mapping) else {}
     at = data.get("at_s")
@@ -68,13 +74,8 @@ class DependencyView:
 
 
 def parse_dependencies(value: object) -> DependencyView | None:
-    if not isinstance(value, str) or not value.lstrip().startswith("{"):
-        return None
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return None
-    if not isinstance(data, Mapping) or data.get("decision") not in ("ready", "wait"):
+    data = _answer(value, ("ready", "wait"))
+    if data is None:
         return None
     waiting = data.get("waitingOn") if isinstance(data.get("waitingOn"), list) else []
     return DependencyView(data.get("ready") is True, str(data.get("reason") or ""),

@@ -127,6 +127,12 @@ def test_tool_server_upgrades_are_checked_against_agents_requirements(cluster, n
     # Seen from the terminal: the requirement next to what runs now.
     status = subprocess.run([sys.executable, "-m", "kubectl_agentroll", "status", "support", "-n", ns],
                             capture_output=True, text=True, env=cluster.env, timeout=60)
+    deps = subprocess.run([sys.executable, "-m", "kubectl_agentroll", "deps", "-n", ns, "-o", "json"],
+                          capture_output=True, text=True, env=cluster.env, timeout=60)
+    (node,) = json.loads(deps.stdout)
+    assert (node["kind"], node["name"], node["version"]) == ("agent", "support", after["agentroll.dev/composite-version"])
+    assert [(c["name"], c["requirement"], c["state"], c["version"]) for c in node["children"]] == [
+        ("crm-mcp-server", "<2,>=1.5", "met", "1.5.0 (deployment/crm)")]
     row = next((line for line in status.stdout.splitlines() if line.startswith("crm-mcp-server")), "")
     assert row.split()[:4] == ["crm-mcp-server", "<2,>=1.5", "1.5.0", "(deployment/crm)"], status.stdout
     assert "✔ ok" in row, status.stdout + status.stderr

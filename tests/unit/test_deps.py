@@ -93,3 +93,22 @@ def test_status_shows_requirements_next_to_what_runs(network):
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("search"))
     assert row.split()[:4] == ["search", "~=2.0", "1.9.0", "(rollout/search)"] and "✖ fail" in row
+
+
+def test_status_names_the_dependencies_the_gate_waits_on():
+    from kubectl_agentroll.status import rollout_status
+    from tests.unit.test_status import rollout_obj, run_obj
+
+    run = run_obj(phase="Running", values=())
+    answer = {"decision": "wait", "ready": False, "reason": "waiting on planner Paused (mid-rollout)",
+              "waitingOn": [{"name": "planner", "phase": "Paused", "reason": "mid-rollout"}]}
+    run["spec"]["metrics"] = [{"name": "dependencies-settled", "successCondition": "result.ready == true"}]
+    run["status"]["metricResults"] = [{"name": "dependencies-settled", "phase": "Running", "count": 1,
+                                       "failed": 1, "measurements": [{"phase": "Failed",
+                                                                      "value": json.dumps(answer)}]}]
+    model = rollout_status(rollout_obj(), [], [run])
+    assert model.waiting_on == "waiting on planner Paused (mid-rollout)"
+    assert model.analysis_runs[0].metrics[0].values == ["wait"]  # not the JSON, not a judge verdict
+    assert model.analysis_runs[0].metrics[0].verdict is None
+    run["status"]["phase"] = "Successful"
+    assert rollout_status(rollout_obj(), [], [run]).waiting_on is None
