@@ -11,14 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kubectl_agentroll import composite as cv
+from kubectl_agentroll import network as net
 from kubectl_agentroll.mutate import mutate
+from kubectl_agentroll.netadmit import NetworkView
 from kubectl_agentroll.policy import ALWAYS_APPEND, BUILTIN, Policy
 from tests.unit.rollouts import request, rollout
 
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 200) | st.floats(allow_nan=False)
     | st.text(max_size=8)
-    | st.sampled_from(["true", "false", "none", "agent", "agent-quality", "a@1", "MODEL", ""]),
+    | st.sampled_from(["true", "false", "none", "agent", "agent-quality", "a@1", "MODEL", "",
+                       "crm>=1.2,<2", "crm^2", "planner,support-agent", "support-agent", "1.4.0"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
@@ -32,7 +35,8 @@ ANALYSIS = {"templates": [{"templateName": "agent-quality"}], "args": [{"name": 
 # Every path the engine reads, relative to the Rollout object.
 OBJECT_PATHS = [
     ("metadata",), A, ("metadata", "labels"), ("metadata", "name"),
-    *[(*A, key) for key in (cv.INJECT, cv.PROMPT, cv.MODEL, cv.TOOLS, cv.CONTAINER, cv.ANALYSIS)],
+    *[(*A, key) for key in (cv.INJECT, cv.PROMPT, cv.MODEL, cv.TOOLS, cv.CONTAINER, cv.ANALYSIS,
+                            cv.TOOL_REQUIREMENTS, cv.DEPENDS_ON, cv.TOOL_SERVER, cv.TOOL_SERVER_VERSION)],
     ("spec",), ("spec", "template"), ("spec", "template", "metadata"),
     ("spec", "template", "metadata", "labels"), ("spec", "template", "metadata", "annotations"),
     ("spec", "template", "spec"), C, (*C, 0), (*C, 0, "name"), (*C, 0, "image"), (*C, 0, "env"),
@@ -88,11 +92,27 @@ def put(tree: object, path: tuple, value: object) -> None:
             node.append(value)
 
 
+def _network() -> NetworkView:
+    """A cache the network rules can bite on: an agent requiring crm, a crm server, a dependency."""
+    planner = rollout()
+    planner["metadata"]["name"] = "planner"
+    planner["metadata"]["annotations"].update({cv.TOOL_REQUIREMENTS: "crm>=1.2,<2", cv.DEPENDS_ON: "support-agent"})
+    crm = rollout()
+    crm["metadata"].update(name="crm", annotations={cv.TOOL_SERVER: "crm", cv.TOOL_SERVER_VERSION: "1.4.0"})
+    return NetworkView(net.NetworkIndex.of([planner, crm]), lambda ns: BUILTIN)
+
+
+NETWORK = _network()
+
+
 @st.composite
 def hostile_requests(draw):
     obj = base(draw(st.sampled_from(["canary", "blueGreen"])))
+    if draw(st.booleans()):
+        obj["metadata"]["annotations"].update({cv.TOOL_SERVER: "crm", cv.TOOL_SERVER_VERSION: "1.4.0"})
     old = copy.deepcopy(obj)
-    req = request(obj, operation="UPDATE", old=old)
+    kind = draw(st.sampled_from([("argoproj.io", "Rollout"), ("apps", "Deployment")]))
+    req = request(obj, operation="UPDATE", old=old, kind=kind)
     for path in draw(st.lists(st.sampled_from(OBJECT_PATHS), min_size=1, max_size=4)):
         put(obj, path, draw(json_value))
     for path in draw(st.lists(st.sampled_from(OBJECT_PATHS), max_size=2)):
@@ -103,10 +123,10 @@ def hostile_requests(draw):
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hostile_requests(), st.sampled_from([BUILTIN, Policy(mode=ALWAYS_APPEND)]))
-def test_engine_never_raises_and_names_the_field_it_refuses(req, policy):
+@given(hostile_requests(), st.sampled_from([BUILTIN, Policy(mode=ALWAYS_APPEND)]), st.sampled_from([None, NETWORK]))
+def test_engine_never_raises_and_names_the_field_it_refuses(req, policy, network):
     obj = copy.deepcopy(req.get("object"))
-    decision = mutate(req, policy)
+    decision = mutate(req, policy, network)
     if not decision.allowed:
         assert NAMED_FIELD.match(decision.message or ""), decision.message
         assert decision.patch == []
