@@ -157,44 +157,52 @@ class NetworkIndex:
 
     # -- writing ----------------------------------------------------------------------------------
     def set_tool_server(self, server: ToolServer) -> None:
+        """Add or update; an update publishes the new entry before it withdraws the old one, so a
+        reader never sees the server missing."""
         old = self.tool_servers.get(server.key)
         if old == server:
             return
-        if old is not None:
-            self.delete_tool_server(old.key)
         self.tool_servers[server.key] = server
         slot = (server.namespace, server.tool)
         self._by_tool[slot] = {**self._by_tool.get(slot, {}), server.key: server}
+        if old is not None and old.tool != server.tool:
+            self._withdraw_server(old)
 
     def delete_tool_server(self, key: tuple[str, str, str]) -> None:
         old = self.tool_servers.pop(key, None)
-        if old is None:
-            return
+        if old is not None:
+            self._withdraw_server(old)
+
+    def _withdraw_server(self, old: ToolServer) -> None:
         slot = (old.namespace, old.tool)
-        self._by_tool[slot] = {k: v for k, v in self._by_tool.get(slot, {}).items() if k != key}
+        self._by_tool[slot] = {k: v for k, v in self._by_tool.get(slot, {}).items() if k != old.key}
 
     def set_agent(self, agent: Agent) -> None:
+        """Add or update, new entries before stale ones go (as for tool servers)."""
         key = (agent.namespace, agent.name)
         old = self.agents.get(key)
         if old == agent:
             return
-        if old is not None:
-            self.delete_agent(key)
         self.agents[key] = agent
         for requirement in agent.requirements:
             self._requirers[requirement.tool] = {**self._requirers.get(requirement.tool, {}), key: agent}
         self._by_namespace[agent.namespace] = {**self._by_namespace.get(agent.namespace, {}),
                                                agent.name: agent}
+        if old is not None:
+            kept = {r.tool for r in agent.requirements}
+            self._withdraw_requirements(key, [r.tool for r in old.requirements if r.tool not in kept])
 
     def delete_agent(self, key: tuple[str, str]) -> None:
         old = self.agents.pop(key, None)
         if old is None:
             return
-        for requirement in old.requirements:
-            self._requirers[requirement.tool] = {
-                k: v for k, v in self._requirers.get(requirement.tool, {}).items() if k != key}
+        self._withdraw_requirements(key, [r.tool for r in old.requirements])
         self._by_namespace[old.namespace] = {
             k: v for k, v in self._by_namespace.get(old.namespace, {}).items() if k != old.name}
+
+    def _withdraw_requirements(self, key: tuple[str, str], tools: Iterable[str]) -> None:
+        for tool in tools:
+            self._requirers[tool] = {k: v for k, v in self._requirers.get(tool, {}).items() if k != key}
 
     def replace_tool_servers(self, kind: str, servers: Iterable[ToolServer]) -> None:
         """All tool servers of one kind at once (a relist): built aside, then published."""

@@ -232,3 +232,34 @@ def test_index_skips_objects_whose_annotations_do_not_parse():
     index = net.NetworkIndex.of([bad, good], [_deployment(tool="bad name"), _deployment(name="ok")])
     assert list(index.agents) == [("agents", "good-agent")]
     assert [key[2] for key in index.tool_servers] == ["ok"]
+
+
+_agent_ops = s.tuples(s.sampled_from(["a", "b", "c"]), s.lists(s.sampled_from(["crm", "search", "mail"]),
+                                                                max_size=2, unique=True), s.booleans())
+_server_ops = s.tuples(s.sampled_from(["s1", "s2", "s3"]), s.sampled_from(["crm", "search"]),
+                       s.sampled_from(["1.0", "2.0"]), s.booleans())
+
+
+@given(s.lists(s.one_of(_agent_ops, _server_ops), max_size=25))
+def test_index_kept_up_event_by_event_equals_the_index_built_from_the_end_state(events):
+    index, agents, servers = net.NetworkIndex(), {}, {}
+    for event in events:
+        if len(event) == 3:
+            name, tools, deleted = event
+            obj = rollout()
+            obj["metadata"]["name"] = name
+            if tools:
+                obj["metadata"]["annotations"][cv.TOOL_REQUIREMENTS] = "; ".join(f"{t}>=1" for t in tools)
+            index.apply_agent(obj, deleted)
+            agents.pop(name, None) if deleted else agents.__setitem__(name, obj)
+        else:
+            name, tool, version, deleted = event
+            obj = _deployment(name=name, tool=tool, version=version)
+            index.apply_tool_server("Deployment", obj, deleted)
+            servers.pop(name, None) if deleted else servers.__setitem__(name, obj)
+    fresh = net.NetworkIndex.of(agents.values(), servers.values())
+    for tool in ("crm", "search", "mail"):
+        assert sorted(index.servers(["agents"], tool), key=str) == sorted(fresh.servers(["agents"], tool), key=str)
+        assert sorted(a.name for a in index.requirers(tool)) == sorted(a.name for a in fresh.requirers(tool))
+    assert dict(index.agents_in("agents")) == dict(fresh.agents_in("agents"))
+    assert index.tool_servers == fresh.tool_servers and index.agents == fresh.agents
