@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -67,8 +68,10 @@ def _entry(text: str) -> Requirement:
     return Requirement(name, specifier)
 
 
+@lru_cache(maxsize=1024)
 def parse_requirements(raw: str) -> tuple[Requirement, ...]:
-    """`tool<specifier>[; tool<specifier>...]`, sorted by tool; a tool listed twice is an error."""
+    """`tool<specifier>[; tool<specifier>...]`, sorted by tool; a tool listed twice is an error.
+    Memoised: every update of an agent is admitted with the same few strings."""
     found: dict[str, Requirement] = {}
     for text in (part.strip() for part in raw.split(";")):
         if not text:
@@ -80,6 +83,7 @@ def parse_requirements(raw: str) -> tuple[Requirement, ...]:
     return tuple(sorted(found.values(), key=lambda r: r.tool))
 
 
+@lru_cache(maxsize=1024)
 def canonical(requirements: tuple[Requirement, ...]) -> str:
     """One spelling per meaning, so that reordering entries or specifiers is no version change."""
     return "; ".join(str(r) for r in requirements)
