@@ -142,6 +142,8 @@ class Rest:
             headers["Authorization"] = f"Basic {basic}"
         if t.impersonate:
             headers["Impersonate-User"] = t.impersonate
+        if t.impersonate_uid:
+            headers["Impersonate-Uid"] = t.impersonate_uid
         if content_type:
             headers["Content-Type"] = content_type
         return headers
