@@ -295,7 +295,7 @@ def status(g: Globals, rollout, watch, until_done) -> None:
         else:
             rows = views.fetch_all(s, g)
             text = render_rows(rows, g.all_namespaces, g.style())
-            views.emit(g, text, [r.to_dict() for r in rows], False, True)
+            views.emit(g, text, [r.to_dict() for r in rows] if g.output != "table" else None, False, True)
     except KeyboardInterrupt:
         click.echo("", err=True)
     finally:
