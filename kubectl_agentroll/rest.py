@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import ssl
-import tempfile
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +32,8 @@ def _ssl_context(t: Target) -> ssl.SSLContext:
     if t.cert_file or t.cert_data:
         if t.cert_data or t.key_data:
             # ssl loads certificates only from files: write them to a private temp dir, load, delete.
+            import tempfile
+
             with tempfile.TemporaryDirectory(prefix="agentroll-") as tmp:
                 cert = t.cert_file or os.path.join(tmp, "cert.pem")
                 key = t.key_file or os.path.join(tmp, "key.pem")

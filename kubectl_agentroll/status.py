@@ -29,10 +29,14 @@ MULTI_LAYER_WARNING = "a regression could not be attributed to one layer"
 
 
 def _map(value: object) -> Mapping:
+    if type(value) is dict:  # what JSON gives: decided without the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
 def _list(value: object) -> list:
+    if type(value) is list:
+        return value[:]
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
