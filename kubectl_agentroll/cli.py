@@ -21,6 +21,8 @@ EXIT_ERROR = 1
 
 @dataclass
 class Globals:
+    """What the group and command options set, for the command to act on."""
+
     namespace: str | None = None
     all_namespaces: bool = False
     connection: dict = field(default_factory=dict)  # kubeconfig.Flags fields given on the command line

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from kubectl_agentroll import composite as cv
-from kubectl_agentroll import verdictview
+
+if TYPE_CHECKING:  # imported where used: the list view never needs it
+    from kubectl_agentroll import verdictview
 
 POD_TEMPLATE_HASH = "rollouts-pod-template-hash"
 ROLLOUT_TYPE = "rollout-type"
@@ -38,6 +41,12 @@ def _list(value: object) -> list:
     if type(value) is list:
         return value[:]
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _verdict(value: str):
+    from kubectl_agentroll import verdictview
+
+    return verdictview.parse(value)
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -329,6 +338,8 @@ def _changed(old: Version | None, new: Version | None, layer: str) -> bool:
 
 @dataclass
 class LayerRow:
+    """One layer of the stable and canary versions, side by side."""
+
     layer: str
     stable: str | None
     canary: str | None
@@ -359,6 +370,8 @@ def layer_rows(stable: Version | None, canary: Version | None) -> list[LayerRow]
 
 @dataclass
 class Metric:
+    """One metric of an AnalysisRun: its phase, last values and conditions."""
+
     name: str
     phase: str
     values: list[str]  # the last measured values, oldest first
@@ -375,6 +388,8 @@ class Metric:
 
 @dataclass
 class Analysis:
+    """One AnalysisRun of the current revision, as `status` shows it."""
+
     name: str
     kind: str  # Step | Background | PrePromotion | PostPromotion
     step_index: int | None
@@ -399,7 +414,7 @@ def analysis_of(run: Mapping) -> Analysis:
         spec_metric, result = by_name.get(name, {}), results.get(name, {})
         measurements = [_map(m) for m in _list(result.get("measurements"))]
         values = [str(m["value"]) for m in measurements if m.get("value") not in (None, "")]
-        verdicts = [verdictview.parse(v) for v in values]
+        verdicts = [_verdict(v) for v in values]
         verdict = verdicts[-1] if verdicts else None
         values = [v.decision if v else raw for v, raw in zip(verdicts, values, strict=True)]
         metrics.append(Metric(
@@ -444,6 +459,8 @@ def current_analysis_runs(rollout: Mapping, runs: Iterable[Mapping]) -> list[Map
 
 @dataclass
 class Replicas:
+    """The Rollout's replica counts, as the Argo plugin shows them."""
+
     desired: int
     current: int
     updated: int
@@ -453,6 +470,8 @@ class Replicas:
 
 @dataclass
 class RolloutStatus:
+    """The display model of `status NAME` (also its -o json/yaml)."""
+
     name: str
     namespace: str
     phase: str
@@ -620,6 +639,8 @@ def _composite_label(rs: Mapping) -> str:
 
 @dataclass
 class DiffRow:
+    """One layer of `version-diff`."""
+
     layer: str
     old: str
     new: str
@@ -630,6 +651,8 @@ class DiffRow:
 
 @dataclass
 class VersionDiff:
+    """The display model of `version-diff`."""
+
     rollout: str
     namespace: str
     old: Version
