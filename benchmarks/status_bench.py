@@ -116,10 +116,14 @@ def _cpu_of(pid: int) -> float:
 def one_canary(api: Rest, name: str, prompt: str) -> None:
     """A new revision of `name`, promoted step by step by the controller to Healthy."""
     body = {"spec": {"template": {"metadata": {"annotations": {"bench/prompt": prompt}}}}}
-    api.request("PATCH", path(ROLLOUTS, ONE_NS, name), what=name, body=body, content_type=MERGE_PATCH)
+    patched = api.request("PATCH", path(ROLLOUTS, ONE_NS, name), what=name, body=body,
+                          content_type=MERGE_PATCH)
+    generation = int(patched["metadata"]["generation"])
 
     def healthy() -> bool:
         st = api.request("GET", path(ROLLOUTS, ONE_NS, name), what=name).get("status") or {}
+        if int(st.get("observedGeneration") or 0) < generation:
+            return False  # the status still describes the revision before the patch
         if st.get("phase") == "Paused":  # at the pause step: on to the end
             api.request("PATCH", path(ROLLOUTS, ONE_NS, name, "status"), what=name,
                         body={"status": {"promoteFull": True}}, content_type=MERGE_PATCH)
