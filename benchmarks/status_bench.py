@@ -225,7 +225,7 @@ def main() -> None:
     paths = [str(REPO), *site.getsitepackages()]
     bare = [sys.executable, "-S", "-c",
             f"import sys; sys.path[1:1] = {paths!r}; sys.argv = ['kubectl-agentroll', "
-            f"'status', 'bench-one', '-n', {ONE_NS!r}]; from kubectl_agentroll.cli import run; run()"]
+            f"'status', 'bench-one', '-n', {ONE_NS!r}]; from kubectl_agentroll.entry import run; run()"]
     no_hooks = median_of(bare, env, args.runs)
     print(f"  same, python -S (no .pth hooks)   {no_hooks * 1000:7.0f} ms   ratio {no_hooks / kubectl:.2f}")
     imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import kubectl_agentroll.cli"],
