@@ -116,10 +116,14 @@ def _cpu_of(pid: int) -> float:
 def one_canary(api: Rest, name: str, prompt: str) -> None:
     """A new revision of `name`, promoted step by step by the controller to Healthy."""
     body = {"spec": {"template": {"metadata": {"annotations": {"bench/prompt": prompt}}}}}
-    api.request("PATCH", path(ROLLOUTS, ONE_NS, name), what=name, body=body, content_type=MERGE_PATCH)
+    patched = api.request("PATCH", path(ROLLOUTS, ONE_NS, name), what=name, body=body,
+                          content_type=MERGE_PATCH)
+    generation = int(patched["metadata"]["generation"])
 
     def healthy() -> bool:
         st = api.request("GET", path(ROLLOUTS, ONE_NS, name), what=name).get("status") or {}
+        if int(st.get("observedGeneration") or 0) < generation:
+            return False  # the status still describes the revision before the patch
         if st.get("phase") == "Paused":  # at the pause step: on to the end
             api.request("PATCH", path(ROLLOUTS, ONE_NS, name, "status"), what=name,
                         body={"status": {"promoteFull": True}}, content_type=MERGE_PATCH)
@@ -221,7 +225,7 @@ def main() -> None:
     paths = [str(REPO), *site.getsitepackages()]
     bare = [sys.executable, "-S", "-c",
             f"import sys; sys.path[1:1] = {paths!r}; sys.argv = ['kubectl-agentroll', "
-            f"'status', 'bench-one', '-n', {ONE_NS!r}]; from kubectl_agentroll.cli import run; run()"]
+            f"'status', 'bench-one', '-n', {ONE_NS!r}]; from kubectl_agentroll.entry import run; run()"]
     no_hooks = median_of(bare, env, args.runs)
     print(f"  same, python -S (no .pth hooks)   {no_hooks * 1000:7.0f} ms   ratio {no_hooks / kubectl:.2f}")
     imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import kubectl_agentroll.cli"],

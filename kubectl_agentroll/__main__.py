@@ -1,3 +1,3 @@
-from kubectl_agentroll.cli import run
+from kubectl_agentroll.entry import run
 
 run()

@@ -21,18 +21,11 @@ EXIT_ERROR = 1
 
 @dataclass
 class Globals:
+    """What the group and command options set, for the command to act on."""
+
     namespace: str | None = None
     all_namespaces: bool = False
-    context: str | None = None
-    kubeconfig: str | None = None
-    cluster: str | None = None
-    user: str | None = None
-    token: str | None = None
-    impersonate: str | None = None
-    impersonate_groups: tuple = ()
-    request_timeout: str | None = None
-    certificate_authority: str | None = None
-    insecure_skip_tls_verify: bool = False
+    connection: dict = field(default_factory=dict)  # kubeconfig.Flags fields given on the command line
     output: str = "table"
     no_color: bool = False
     api: object = field(default=None, repr=False)  # a Transport given by a test; else HTTPS
@@ -40,14 +33,13 @@ class Globals:
     def flags(self):
         from kubectl_agentroll.kubeconfig import Flags, parse_duration
 
+        given = dict(self.connection)
         try:
-            timeout = parse_duration(self.request_timeout) if self.request_timeout is not None else None
+            if given.get("request_timeout") is not None:
+                given["request_timeout"] = parse_duration(given["request_timeout"])
         except ValueError as err:
             _fail(str(err))
-        return Flags(kubeconfig=self.kubeconfig, context=self.context, cluster=self.cluster, user=self.user,
-                     token=self.token, certificate_authority=self.certificate_authority,
-                     insecure_skip_tls_verify=self.insecure_skip_tls_verify, impersonate=self.impersonate,
-                     impersonate_groups=tuple(self.impersonate_groups), request_timeout=timeout)
+        return Flags(**given)
 
     def style(self):
         from kubectl_agentroll.render import Style
@@ -58,7 +50,11 @@ class Globals:
 def _set(attr: str):
     def callback(ctx: click.Context, _param, value):
         if value not in (None, False, ()):
-            setattr(ctx.ensure_object(Globals), attr, value)
+            g = ctx.ensure_object(Globals)
+            if hasattr(g, attr):
+                setattr(g, attr, value)
+            else:
+                g.connection[attr] = tuple(value) if isinstance(value, (list, tuple)) else value
     return callback
 
 
@@ -78,23 +74,33 @@ def _complete_rollouts(ctx: click.Context, _param, incomplete: str) -> list:
     return [n for n in sorted(names) if n.startswith(incomplete)]
 
 
-# kubectl's connection flags, declared once: on the group and again after every command.
+# kubectl's connection flags (`kubectl options`), declared once: on the group and again after every
+# command. The names after the flags are the fields of kubeconfig.Flags (or of Globals).
 _FLAGS = [
     (("-n", "--namespace"), "namespace", {"help": "Namespace (default: the kubeconfig context's)."}),
     (("-A", "--all-namespaces"), "all_namespaces", {"is_flag": True, "help": "Across all namespaces."}),
-    (("--context",), "context", {"help": "Kubeconfig context to use."}),
     (("--kubeconfig",), "kubeconfig", {"help": "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."}),
+    (("--context",), "context", {"help": "Kubeconfig context to use."}),
     (("--cluster",), "cluster", {"help": "Kubeconfig cluster to use (instead of the context's)."}),
     (("--user",), "user", {"help": "Kubeconfig user to use (instead of the context's)."}),
-    (("--token",), "token", {"help": "Bearer token for the API server."}),
-    (("--as",), "impersonate", {"help": "User to impersonate."}),
-    (("--as-group",), "impersonate_groups", {"multiple": True, "help": "Group to impersonate (repeatable)."}),
-    (("--request-timeout",), "request_timeout",
-     {"help": "Per request: 0 (none), seconds, or 30s/1m/1h (default 30s)."}),
+    (("-s", "--server"), "server", {"help": "The API server's address and port (instead of the cluster's)."}),
+    (("--tls-server-name",), "tls_server_name",
+     {"help": "Server name to check the API server's certificate against (default: its host)."}),
     (("--certificate-authority",), "certificate_authority",
      {"help": "CA certificate file for the API server."}),
     (("--insecure-skip-tls-verify",), "insecure_skip_tls_verify",
      {"is_flag": True, "help": "Do not verify the API server's certificate (insecure)."}),
+    (("--client-certificate",), "client_certificate", {"help": "Client certificate file for TLS."}),
+    (("--client-key",), "client_key", {"help": "Client key file for TLS."}),
+    (("--token",), "token", {"help": "Bearer token for the API server."}),
+    (("--username",), "username", {"help": "Username for basic authentication."}),
+    (("--password",), "password", {"help": "Password for basic authentication."}),
+    (("--as",), "impersonate", {"help": "User to impersonate."}),
+    (("--as-group",), "impersonate_groups",
+     {"multiple": True, "help": "Group to impersonate (repeatable; needs --as)."}),
+    (("--as-uid",), "impersonate_uid", {"help": "UID to impersonate (needs --as)."}),
+    (("--request-timeout",), "request_timeout",
+     {"help": "Per request: 0 (none), seconds, or 30s/1m/1h (default 30s)."}),
     (("-o", "--output"), "output",
      {"type": click.Choice(["table", "json", "yaml"]), "help": "Output format."}),
     (("--no-color",), "no_color",
@@ -292,7 +298,7 @@ def status(g: Globals, rollout, watch, until_done) -> None:
         else:
             rows = views.fetch_all(s, g)
             text = render_rows(rows, g.all_namespaces, g.style())
-            views.emit(g, text, [r.to_dict() for r in rows], False, True)
+            views.emit(g, text, [r.to_dict() for r in rows] if g.output != "table" else None, False, True)
     except KeyboardInterrupt:
         click.echo("", err=True)
     finally:

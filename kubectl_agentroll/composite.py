@@ -8,7 +8,6 @@ webhook, the offline `inject` command and the plugin all read versions through h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,6 +61,8 @@ class AnnotationError(ValueError):
 
 @lru_cache(maxsize=4096)
 def short_hash(text: str, length: int = _SHORT_HASH_LEN) -> str:
+    import hashlib  # here: `status -A` never hashes
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 

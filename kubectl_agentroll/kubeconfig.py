@@ -2,10 +2,10 @@
 `Target` out, with kubectl's connection flags applied on top.
 
 Reads the kubeconfig itself (server, CA, client certificate, token, basic auth,
-insecure-skip-tls-verify, tls-server-name, context namespace; several files in KUBECONFIG merge like
-kubectl's). Users this module does not resolve itself (exec credential plugins, auth-provider) are
-resolved by the `kubernetes` package (slower to start), whose result the transport then uses;
-proxy-url is not supported. Errors are `kube.KubeError`, one line.
+insecure-skip-tls-verify, tls-server-name, impersonation (as, as-groups, as-uid), context namespace;
+several files in KUBECONFIG merge like kubectl's). Users this module does not resolve itself (exec
+credential plugins, auth-provider) are resolved by the `kubernetes` package (slower to start), whose
+result the transport then uses; proxy-url is not supported. Errors are `kube.KubeError`, one line.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Target:
     password: str | None = None
     impersonate: str | None = None
     impersonate_groups: tuple[str, ...] = ()
+    impersonate_uid: str | None = None
     timeout: float | None = None  # seconds per request; 0 waits for ever; None: the transport's default
     needs_client_library: str | None = None  # why the plain transport cannot serve this user
 
@@ -52,11 +53,18 @@ class Flags:
     context: str | None = None
     cluster: str | None = None
     user: str | None = None
-    token: str | None = None
+    server: str | None = None
+    tls_server_name: str | None = None
     certificate_authority: str | None = None
     insecure_skip_tls_verify: bool = False
+    client_certificate: str | None = None
+    client_key: str | None = None
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
     impersonate: str | None = None
     impersonate_groups: tuple[str, ...] = field(default_factory=tuple)
+    impersonate_uid: str | None = None
     request_timeout: float | None = None
 
 
@@ -257,23 +265,62 @@ def _data(value: str | None) -> bytes | None:
 
 def load_target(flags: Flags = Flags()) -> Target:  # noqa: B008 - a frozen dataclass
     """Resolve --kubeconfig/KUBECONFIG/~/.kube/config, --context, --cluster and --user (in a pod
-    without a kubeconfig: the service account), then apply the other connection flags."""
+    without a kubeconfig: the service account), then apply the other connection flags as kubectl
+    does (client-go's clientcmd overrides)."""
     target = _from_files(flags)
     if target.needs_client_library == "proxy-url":
         raise KubeError("kubeconfig: proxy-url is not supported by kubectl-agentroll; "
                         "reach the API server directly or through `kubectl proxy`")
-    overrides: dict = {}
     if flags.token:
-        overrides.update(token=flags.token, token_file=None, username=None, password=None,
+        target = replace(target, token=flags.token, token_file=None, username=None, password=None,
                          cert_file=None, cert_data=None, key_file=None, key_data=None)
     elif target.needs_client_library:
         target = resolve_with_client_library(flags, target)
-    if flags.certificate_authority:
-        overrides.update(ca_file=flags.certificate_authority, ca_data=None)
-    if flags.insecure_skip_tls_verify:
-        overrides.update(insecure=True)
-    return replace(target, impersonate=flags.impersonate, impersonate_groups=tuple(flags.impersonate_groups),
-                   timeout=flags.request_timeout, needs_client_library=None, **overrides)
+    return _with_overrides(replace(target, needs_client_library=None), flags)
+
+
+def _with_overrides(target: Target, flags: Flags) -> Target:
+    """The command line over the kubeconfig. As in kubectl: --server drops the kubeconfig's
+    tls-server-name (unless --tls-server-name is given too); --certificate-authority or
+    --insecure-skip-tls-verify replaces both the CA and the skip setting of the kubeconfig."""
+    o: dict = {}
+    if flags.server:
+        o.update(server=flags.server.rstrip("/"))
+    if flags.server or flags.tls_server_name:
+        o.update(tls_server_name=flags.tls_server_name)
+    if flags.certificate_authority or flags.insecure_skip_tls_verify:
+        o.update(ca_file=flags.certificate_authority, ca_data=None, insecure=flags.insecure_skip_tls_verify)
+    if flags.client_certificate:
+        o.update(cert_file=flags.client_certificate, cert_data=None)
+    if flags.client_key:
+        o.update(key_file=flags.client_key, key_data=None)
+    if flags.username is not None:
+        o.update(username=flags.username)
+    if flags.password is not None:
+        o.update(password=flags.password)
+    if flags.impersonate:
+        o.update(impersonate=flags.impersonate)
+    if flags.impersonate_groups:
+        o.update(impersonate_groups=tuple(flags.impersonate_groups))
+    if flags.impersonate_uid:
+        o.update(impersonate_uid=flags.impersonate_uid)
+    t = replace(target, timeout=flags.request_timeout, **o)
+    for attr, flag, key in (("ca_file", flags.certificate_authority, "certificate-authority"),
+                            ("cert_file", flags.client_certificate, "client-certificate"),
+                            ("key_file", flags.client_key, "client-key")):
+        value = getattr(t, attr)
+        if value and not os.path.isfile(value):
+            raise KubeError(f"{f'--{key}' if flag else f'kubeconfig: {key}'} {value}: no such file")
+    has_cert, has_key = bool(t.cert_file or t.cert_data), bool(t.key_file or t.key_data)
+    if has_cert and not has_key:
+        raise KubeError("a client certificate without its key: give --client-key (or client-key in the user)")
+    if has_key and not has_cert:
+        raise KubeError("a client key without its certificate: give --client-certificate "
+                        "(or client-certificate in the user)")
+    if (t.impersonate_groups or t.impersonate_uid) and not t.impersonate:
+        raise KubeError("--as-group/--as-uid: impersonating groups or a UID needs a user to impersonate "
+                        "(--as, or as in the user)")
+    return t
 
 
 def _from_files(flags: Flags) -> Target:
@@ -290,11 +337,13 @@ def _from_files(flags: Flags) -> Target:
             return Target(server=f"https://{host}:{port}", namespace=namespace,
                           ca_file=os.path.join(SA_DIR, "ca.crt"),
                           token_file=os.path.join(SA_DIR, "token"))
+        if flags.server:
+            return Target(server=flags.server)
         raise KubeError("kubeconfig: no kubeconfig found (set --kubeconfig or KUBECONFIG)")
     config = merged_kubeconfig(paths)
     context = flags.context
     name = context or config["current-context"]
-    if not name and not (flags.cluster and flags.user):
+    if not name and not (flags.cluster and flags.user) and not flags.server:
         raise KubeError("kubeconfig: no current-context set (use --context)")
     if name and name not in config["contexts"]:
         raise KubeError(f"--context {name}: no such context in the kubeconfig" if context
@@ -304,8 +353,9 @@ def _from_files(flags: Flags) -> Target:
     cluster, cluster_base = config["clusters"].get(cluster_name, (None, ""))
     if flags.cluster and cluster is None:
         raise KubeError(f"--cluster {flags.cluster}: no such cluster in the kubeconfig")
-    if cluster is None or not cluster.get("server"):
+    if (cluster is None or not cluster.get("server")) and not flags.server:
         raise KubeError(f"kubeconfig: context {name!r}: cluster {cluster_name!r} has no server")
+    cluster = cluster or {}
     user_name = flags.user or ctx.get("user")
     if flags.user and user_name not in config["users"]:
         raise KubeError(f"--user {flags.user}: no such user in the kubeconfig")
@@ -314,7 +364,7 @@ def _from_files(flags: Flags) -> Target:
     if cluster.get("proxy-url"):
         why = "proxy-url"
     return Target(
-        server=str(cluster["server"]).rstrip("/"),
+        server=str(cluster.get("server") or flags.server).rstrip("/"),
         namespace=ctx.get("namespace") or "default",
         ca_file=_file(cluster.get("certificate-authority"), cluster_base),
         ca_data=_data(cluster.get("certificate-authority-data")),
@@ -328,6 +378,10 @@ def _from_files(flags: Flags) -> Target:
         token_file=_file(user.get("tokenFile"), user_base),
         username=user.get("username"),
         password=user.get("password"),
+        impersonate=user.get("as") or None,
+        impersonate_groups=tuple(str(g) for g in user["as-groups"]) if isinstance(user.get("as-groups"), list)
+        else (),
+        impersonate_uid=user.get("as-uid") or None,
         needs_client_library=why,
     )
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubectl_agentroll import verdictview
-
 GREEN, RED, YELLOW, GREY, CYAN, BOLD = "32", "31", "33", "90", "36", "1"
 
 ICONS = {
@@ -27,6 +25,8 @@ ICONS = {
 
 @dataclass(frozen=True)
 class Style:
+    """Whether to colour: decided once by the caller."""
+
     colour: bool = False
 
     def paint(self, text: str, code: str) -> str:
@@ -136,6 +136,8 @@ def render_status(model, tree=None, style: Style = Style()) -> str:  # noqa: B00
 def _judge_lines(runs, style: Style) -> list[str]:
     """The judge's last answer per run that asked it: canary vs stable with intervals, the
     statistic against its boundary, the information in, and why, in plain words."""
+    from kubectl_agentroll import verdictview
+
     lines = []
     for run in runs:
         for m in run.metrics:

@@ -6,7 +6,7 @@ Commands decide with the pure modules and act through `patch` (one small functio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kubectl_agentroll import status as st
 from kubectl_agentroll.transport import (
@@ -78,6 +78,31 @@ class Session:
         close = getattr(self.api, "close", None)
         if close is not None:
             close()
+
+
+def together(*calls: Callable[[], object]) -> list:
+    """The calls' results, in order, the calls made at the same time (the transport serves each on a
+    connection of its own, so the API server works on them at once); the first error is raised."""
+    import threading
+
+    results: list = [None] * len(calls)
+    errors: list = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as err:  # noqa: BLE001 - raised again on the caller's thread below
+            errors[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for err in errors:
+        if err is not None:
+            raise err
+    return results
 
 
 def rs_selector(rollout: Mapping) -> str:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from kubectl_agentroll import composite as cv
-from kubectl_agentroll import verdictview
+
+if TYPE_CHECKING:  # imported where used: the list view never needs it
+    from kubectl_agentroll import verdictview
 
 POD_TEMPLATE_HASH = "rollouts-pod-template-hash"
 ROLLOUT_TYPE = "rollout-type"
@@ -29,11 +32,22 @@ MULTI_LAYER_WARNING = "a regression could not be attributed to one layer"
 
 
 def _map(value: object) -> Mapping:
+    if type(value) is dict:  # what JSON gives: decided without the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
 def _list(value: object) -> list:
+    if type(value) is list:
+        return value[:]
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+
+
+def _verdict(value: str):
+    """The judge's verdict or the dependency gate's answer in a measurement value, else None."""
+    from kubectl_agentroll import verdictview
+
+    return verdictview.parse(value) or verdictview.parse_dependencies(value)
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -325,6 +339,8 @@ def _changed(old: Version | None, new: Version | None, layer: str) -> bool:
 
 @dataclass
 class LayerRow:
+    """One layer of the stable and canary versions, side by side."""
+
     layer: str
     stable: str | None
     canary: str | None
@@ -355,6 +371,8 @@ def layer_rows(stable: Version | None, canary: Version | None) -> list[LayerRow]
 
 @dataclass
 class Metric:
+    """One metric of an AnalysisRun: its phase, last values and conditions."""
+
     name: str
     phase: str
     values: list[str]  # the last measured values, oldest first
@@ -372,6 +390,8 @@ class Metric:
 
 @dataclass
 class Analysis:
+    """One AnalysisRun of the current revision, as `status` shows it."""
+
     name: str
     kind: str  # Step | Background | PrePromotion | PostPromotion
     step_index: int | None
@@ -382,6 +402,8 @@ class Analysis:
 
 
 def analysis_of(run: Mapping) -> Analysis:
+    from kubectl_agentroll import verdictview  # the one-Rollout view only
+
     labels = labels_of(run)
     status = status_of(run)
     results = {
@@ -396,7 +418,7 @@ def analysis_of(run: Mapping) -> Analysis:
         spec_metric, result = by_name.get(name, {}), results.get(name, {})
         measurements = [_map(m) for m in _list(result.get("measurements"))]
         values = [str(m["value"]) for m in measurements if m.get("value") not in (None, "")]
-        verdicts = [verdictview.parse(v) or verdictview.parse_dependencies(v) for v in values]
+        verdicts = [_verdict(v) for v in values]
         last = verdicts[-1] if verdicts else None
         values = [v.decision if v else raw for v, raw in zip(verdicts, values, strict=True)]
         metrics.append(Metric(
@@ -442,6 +464,8 @@ def current_analysis_runs(rollout: Mapping, runs: Iterable[Mapping]) -> list[Map
 
 @dataclass
 class Replicas:
+    """The Rollout's replica counts, as the Argo plugin shows them."""
+
     desired: int
     current: int
     updated: int
@@ -451,6 +475,8 @@ class Replicas:
 
 @dataclass
 class RolloutStatus:
+    """The display model of `status NAME` (also its -o json/yaml)."""
+
     name: str
     namespace: str
     phase: str
@@ -628,6 +654,8 @@ def _composite_label(rs: Mapping) -> str:
 
 @dataclass
 class DiffRow:
+    """One layer of `version-diff`."""
+
     layer: str
     old: str
     new: str
@@ -638,6 +666,8 @@ class DiffRow:
 
 @dataclass
 class VersionDiff:
+    """The display model of `version-diff`."""
+
     rollout: str
     namespace: str
     old: Version

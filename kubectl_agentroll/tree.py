@@ -13,6 +13,8 @@ from kubectl_agentroll import status as st
 
 @dataclass
 class PodNode:
+    """A pod under its ReplicaSet in the revision tree."""
+
     name: str
     status: str  # Running | Pending | Succeeded | Failed | Terminating | a container's waiting reason
     ready: str  # "ready/containers"
@@ -22,6 +24,8 @@ class PodNode:
 
 @dataclass
 class RunNode:
+    """An AnalysisRun under its revision in the revision tree."""
+
     name: str
     phase: str
     age: str
@@ -31,6 +35,8 @@ class RunNode:
 
 @dataclass
 class RevisionNode:
+    """One revision of the tree: its ReplicaSet, pods and AnalysisRuns."""
+
     revision: int
     replicaset: str
     roles: list[str]  # stable, canary, preview

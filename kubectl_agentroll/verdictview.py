@@ -17,6 +17,8 @@ DECISIONS = ("continue", "fail", "pass", "inconclusive")
 
 @dataclass(frozen=True)
 class MetricEvidence:
+    """One metric of the judge's evidence, as shown to people."""
+
     metric: str
     status: str
     canary: str
@@ -30,6 +32,8 @@ class MetricEvidence:
 
 @dataclass(frozen=True)
 class VerdictView:
+    """The judge's answer (a measurement's value), parsed for display."""
+
     decision: str
     reason: str
     minute: float | None

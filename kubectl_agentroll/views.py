@@ -52,13 +52,16 @@ def model_of(rollout, replicasets, runs, pods, tree: bool, servers: list | None 
 
 
 def fetch_all(s, g):
+    """The list view's rows: the Rollouts and the ReplicaSets, both lists asked for at once."""
+    from kubectl_agentroll.session import together
     from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
     from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
 
     namespace = None if g.all_namespaces else s.namespace
     where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
-    rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
-    replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH)
+    rollouts, replicasets = together(
+        lambda: s.list(ROLLOUTS, f"rollouts in {where}", namespace),
+        lambda: s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH))
     return rollout_rows(rollouts, replicasets)
 
 

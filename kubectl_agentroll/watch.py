@@ -9,6 +9,7 @@ event: the view is recomputed from the copy.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -132,6 +133,7 @@ def follow(mirror: Mirror, draw: Callable[[], object], done: Callable[[], object
            clock: Callable[[], float] = time.monotonic) -> object:
     """Draw now and after changes (at most once per `min_interval`); return done()'s first truthy
     answer, or None when `timeout` seconds pass. Ctrl-C propagates."""
+    gc.enable()  # off while the command started (entry.py); this one runs for a while
     deadline = None if timeout is None else clock() + timeout
     mirror.start()
     try:

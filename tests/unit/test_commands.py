@@ -383,6 +383,32 @@ def test_a_bad_request_timeout_is_one_line(tmp_path):
         "error: --request-timeout 'soon': expected e.g. 0, 30, 30s, 1m or 1h")
 
 
+# `kubectl options` of kubectl v1.34 minus what does not concern a plugin (-v, --cache-dir, --kuberc, --profile...)
+KUBECTL_CONNECTION_FLAGS = ["--as", "--as-group", "--as-uid", "--certificate-authority", "--client-certificate",
+                            "--client-key", "--cluster", "--context", "--insecure-skip-tls-verify", "--kubeconfig",
+                            "-n, --namespace", "--password", "--request-timeout", "-s, --server", "--tls-server-name",
+                            "--token", "--user", "--username"]
+
+
+@pytest.mark.parametrize("command", [[], ["status"], ["promote"], ["set", "prompt"]])
+def test_help_lists_kubectls_connection_flags(command):
+    result = CliRunner().invoke(cli.main, [*command, "--help"])
+    assert result.exit_code == 0
+    missing = [f for f in KUBECTL_CONNECTION_FLAGS if f not in result.output]
+    assert not missing
+
+
+def test_connection_flags_reach_the_kubeconfig_from_the_command_line(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nclusters: []\n")
+    base = ["--kubeconfig", str(config), "status", "x"]
+    missing = CliRunner().invoke(cli.main, [*base, "-s", "https://127.0.0.1:1", "--client-key", "/nope/k.pem"])
+    assert missing.exit_code == 1 and missing.output == "error: --client-key /nope/k.pem: no such file\n"
+    alone = CliRunner().invoke(cli.main, [*base, "--server", "https://127.0.0.1:1", "--as-uid", "u1"])
+    assert alone.exit_code == 1 and alone.output.startswith("error: --as-group/--as-uid: ")
+    assert len(alone.output.splitlines()) == 1
+
+
 def test_impersonation_and_token_flags_reach_the_request_headers(tmp_path):
     from kubectl_agentroll.kubeconfig import Target
     from kubectl_agentroll.rest import Rest

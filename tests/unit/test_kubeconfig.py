@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -173,12 +174,124 @@ def test_connection_flags_override_the_kubeconfig(tmp_path):
     assert (target.token, target.insecure, target.impersonate) == ("flag-token", True, "alice")
     assert target.impersonate_groups == ("ops", "dev") and target.timeout == 5
     assert load_target(Flags(kubeconfig=str(path), user="other-user")).token == "other"
-    ca = load_target(Flags(kubeconfig=str(path), certificate_authority="/ca.pem"))
-    assert ca.ca_file == "/ca.pem" and ca.ca_data is None
+    (tmp_path / "ca.pem").write_text("a CA")
+    ca = load_target(Flags(kubeconfig=str(path), certificate_authority=str(tmp_path / "ca.pem")))
+    assert ca.ca_file == str(tmp_path / "ca.pem") and ca.ca_data is None
     with pytest.raises(KubeError, match="--user nobody"):
         load_target(Flags(kubeconfig=str(path), user="nobody"))
     with pytest.raises(KubeError, match="--cluster nowhere"):
         load_target(Flags(kubeconfig=str(path), cluster="nowhere"))
+
+
+CERT_USER = """\
+apiVersion: v1
+clusters:
+- name: c
+  cluster:
+    server: https://10.0.0.1:6443
+    tls-server-name: api.internal
+    insecure-skip-tls-verify: true
+contexts:
+- name: c
+  context:
+    cluster: c
+    user: u
+current-context: c
+users:
+- name: u
+  user:
+    client-certificate-data: Y2VydA==
+    client-key-data: a2V5
+    as: kube-admin
+    as-uid: uid-0
+"""
+
+
+@pytest.fixture
+def cert_kubeconfig(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(CERT_USER)
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text(name)
+    return path
+
+
+def test_server_overrides_the_cluster_and_drops_its_tls_server_name(cert_kubeconfig):
+    plain = load_target(Flags(kubeconfig=str(cert_kubeconfig)))
+    assert (plain.server, plain.tls_server_name) == ("https://10.0.0.1:6443", "api.internal")
+    moved = load_target(Flags(kubeconfig=str(cert_kubeconfig), server="https://127.0.0.1:7443/"))
+    assert (moved.server, moved.tls_server_name) == ("https://127.0.0.1:7443", None)
+    named = load_target(Flags(kubeconfig=str(cert_kubeconfig), server="https://127.0.0.1:7443",
+                              tls_server_name="kubernetes"))
+    assert named.tls_server_name == "kubernetes"
+    assert load_target(Flags(kubeconfig=str(cert_kubeconfig), tls_server_name="other")).tls_server_name == "other"
+
+
+def test_server_alone_needs_no_kubeconfig(tmp_path):
+    with pytest.raises(KubeError, match="no current-context"):
+        load_target(Flags(kubeconfig=str(tmp_path / "absent")))
+    target = load_target(Flags(kubeconfig=str(tmp_path / "absent"), server="http://127.0.0.1:8001"))
+    assert (target.server, target.namespace, target.token) == ("http://127.0.0.1:8001", "default", None)
+
+
+def test_certificate_authority_replaces_the_clusters_trust_settings(cert_kubeconfig, tmp_path):
+    ca = str(tmp_path / "ca.pem")
+    assert load_target(Flags(kubeconfig=str(cert_kubeconfig))).insecure
+    target = load_target(Flags(kubeconfig=str(cert_kubeconfig), certificate_authority=ca))
+    assert (target.ca_file, target.ca_data, target.insecure) == (ca, None, False)
+
+
+def test_client_certificate_and_key_replace_the_users(cert_kubeconfig, tmp_path):
+    plain = load_target(Flags(kubeconfig=str(cert_kubeconfig)))
+    assert (plain.cert_data, plain.key_data, plain.cert_file) == (b"cert", b"key", None)
+    cert, key = str(tmp_path / "client.pem"), str(tmp_path / "client.key")
+    target = load_target(Flags(kubeconfig=str(cert_kubeconfig), client_certificate=cert, client_key=key))
+    assert (target.cert_file, target.cert_data, target.key_file, target.key_data) == (cert, None, key, None)
+    with pytest.raises(KubeError, match="without its key: give --client-key"):
+        load_target(Flags(kubeconfig=str(cert_kubeconfig), token="t", client_certificate=cert))
+    with pytest.raises(KubeError, match="without its certificate: give --client-certificate"):
+        load_target(Flags(kubeconfig=str(cert_kubeconfig), token="t", client_key=key))
+
+
+@pytest.mark.parametrize("flag", ["certificate_authority", "client_certificate", "client_key"])
+def test_a_missing_file_is_one_line_naming_the_flag(cert_kubeconfig, tmp_path, flag):
+    with pytest.raises(KubeError) as err:
+        load_target(Flags(kubeconfig=str(cert_kubeconfig), **{flag: str(tmp_path / "nope.pem")}))
+    assert str(err.value) == f"--{flag.replace('_', '-')} {tmp_path / 'nope.pem'}: no such file"
+
+
+def test_a_missing_file_named_by_the_kubeconfig_is_one_line(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(CERT_USER.replace("client-certificate-data: Y2VydA==", "client-certificate: gone.pem"))
+    with pytest.raises(KubeError, match=f"^kubeconfig: client-certificate {tmp_path / 'gone.pem'}: no such file$"):
+        load_target(Flags(kubeconfig=str(path)))
+
+
+def test_impersonation_from_the_kubeconfig_and_the_flags(cert_kubeconfig):
+    from kubectl_agentroll.rest import Rest
+
+    plain = load_target(Flags(kubeconfig=str(cert_kubeconfig)))
+    assert (plain.impersonate, plain.impersonate_uid) == ("kube-admin", "uid-0")
+    target = load_target(Flags(kubeconfig=str(cert_kubeconfig), impersonate="alice", impersonate_uid="uid-1",
+                               impersonate_groups=("ops",)))
+    assert (target.impersonate, target.impersonate_uid, target.impersonate_groups) == ("alice", "uid-1", ("ops",))
+    headers = Rest(replace(target, cert_data=None, key_data=None))._headers(None)  # no real certificate here
+    assert (headers["Impersonate-User"], headers["Impersonate-Uid"]) == ("alice", "uid-1")
+
+
+def test_a_uid_or_group_without_a_user_to_impersonate_is_refused(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(KUBECONFIG)
+    for flags in ({"impersonate_uid": "uid-1"}, {"impersonate_groups": ("ops",)}):
+        with pytest.raises(KubeError, match="needs a user to impersonate"):
+            load_target(Flags(kubeconfig=str(path), **flags))
+
+
+def test_username_and_password_flags(tmp_path):
+    path = tmp_path / "config"
+    path.write_text(KUBECONFIG.replace("    token: abc.def\n", ""))
+    target = load_target(Flags(kubeconfig=str(path), username="bob", password="pw"))
+    assert (target.username, target.password) == ("bob", "pw")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("30", 30), ("30s", 30), ("1m", 60), ("1h", 3600),

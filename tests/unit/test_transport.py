@@ -1,0 +1,96 @@
+"""The HTTPS transport's concurrency and large-answer decoding, against a local HTTP server."""
+
+from __future__ import annotations
+
+import gc
+import http.server
+import json
+import threading
+
+import pytest
+
+from kubectl_agentroll import rest
+from kubectl_agentroll.kubeconfig import Target
+from kubectl_agentroll.session import together
+
+
+@pytest.fixture
+def server():
+    """An HTTP/1.1 keep-alive server whose handler for /both waits until two requests are in."""
+    arrived = threading.Barrier(2, timeout=5)
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append((self.path, self.client_address[1]))
+            if self.path.startswith("/both"):
+                arrived.wait()
+            body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    httpd.shutdown()
+
+
+def test_requests_at_the_same_time_each_get_a_connection(server):
+    url, seen = server
+    api = rest.Rest(Target(server=url))
+    first, second = together(lambda: api.request("GET", "/both/1", what="a"),
+                             lambda: api.request("GET", "/both/2", what="b"))
+    assert (first["path"], second["path"]) == ("/both/1", "/both/2")
+    assert api.request("GET", "/after", what="c")["path"] == "/after"  # a kept-alive one, reused
+    ports = [port for _, port in seen]
+    assert len(set(ports[:2])) == 2 and ports[2] in ports[:2]
+    api.close()
+
+
+def test_together_keeps_the_order_and_raises_the_first_error():
+    assert together(lambda: 1, lambda: "two") == [1, "two"]
+    with pytest.raises(ValueError, match="bad"):
+        together(lambda: 1, lambda: (_ for _ in ()).throw(ValueError("bad")))
+
+
+def test_large_answers_leave_the_collector_as_they_found_it():
+    big = {"items": [{"metadata": {"name": f"agent-{i}"}, "spec": {"n": [i, {"x": None}]}} for i in range(20000)]}
+    payload = json.dumps(big).encode()
+    assert len(payload) > rest.BIG
+    assert gc.isenabled() and rest._loads(payload) == big and gc.isenabled()
+    gc.disable()
+    try:
+        assert rest._loads(payload) == big and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_executable_starts_without_the_collector_and_a_watch_turns_it_back_on(monkeypatch, fake_cluster):
+    from kubectl_agentroll import cli, entry
+    from kubectl_agentroll.transport import ROLLOUTS
+    from kubectl_agentroll.watch import Feed, Mirror, follow
+
+    seen = []
+    monkeypatch.setattr(cli, "run", lambda: seen.append(gc.isenabled()))
+    try:
+        entry.run()
+        assert seen == [False] and not gc.isenabled()
+        mirror = Mirror(fake_cluster, [Feed("rollout", ROLLOUTS, "agents")])
+        assert follow(mirror, lambda: None, lambda: "done") == "done"
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.fixture
+def fake_cluster():
+    from tests.unit.fakekube import FakeCluster
+
+    return FakeCluster()
