@@ -642,10 +642,12 @@ def deps(g: Globals, rollout) -> None:
     s = _session(g)
     namespace = None if g.all_namespaces else s.namespace
     where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
+    from kubectl_agentroll.session import together
+
     try:
-        index = NetworkIndex.of(s.list(ROLLOUTS, f"rollouts in {where}", namespace),
-                                s.list(DEPLOYMENTS, f"tool-server deployments in {where}", namespace,
-                                       cv.TOOL_SERVER))
+        index = NetworkIndex.of(*together(
+            lambda: s.list(ROLLOUTS, f"rollouts in {where}", namespace),
+            lambda: s.list(DEPLOYMENTS, f"tool-server deployments in {where}", namespace, cv.TOOL_SERVER)))
     finally:
         s.close()
     if rollout and index.agent(s.namespace, rollout) is None:

@@ -28,11 +28,12 @@ def tool_servers(s, rollout) -> list | None:
     if cv.TOOL_REQUIREMENTS not in st.annotations_of(rollout):
         return None
     from kubectl_agentroll.network import NetworkIndex
+    from kubectl_agentroll.session import together
     from kubectl_agentroll.transport import DEPLOYMENTS, ROLLOUTS
 
     where = f"tool servers in namespace {s.namespace!r}"
-    index = NetworkIndex.of(s.list(ROLLOUTS, where, s.namespace, cv.TOOL_SERVER),
-                            s.list(DEPLOYMENTS, where, s.namespace, cv.TOOL_SERVER))
+    index = NetworkIndex.of(*together(lambda: s.list(ROLLOUTS, where, s.namespace, cv.TOOL_SERVER),
+                                      lambda: s.list(DEPLOYMENTS, where, s.namespace, cv.TOOL_SERVER)))
     return list(index.tool_servers.values())
 
 
