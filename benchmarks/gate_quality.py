@@ -224,6 +224,16 @@ def fmt_rate(k: int, n: int) -> str:
     return f"{k / n:6.1%} [{lo:.1%}, {hi:.1%}]"
 
 
+def median_interval(values: list[float]) -> tuple[float, float, float]:
+    """The median and its distribution-free 95% interval: the order statistics of ranks
+    n/2 -+ 1.96 sqrt(n)/2 (the binomial(n, 1/2) count of values below the true median)."""
+    xs = sorted(values)
+    n = len(xs)
+    half = 1.959963984540054 * math.sqrt(n) / 2
+    lo, hi = max(math.floor(n / 2 - half), 1), min(math.ceil(n / 2 + half) + 1, n)
+    return statistics.median(xs), xs[lo - 1], xs[hi - 1]
+
+
 def quality(args: argparse.Namespace) -> None:
     rates = [float(x) for x in args.rates.split(",")]
     jobs, keys = [], []
@@ -250,7 +260,7 @@ def quality(args: argparse.Namespace) -> None:
           f"{DEFAULT.alpha:g} split {', '.join(f'{m.name} {m.alpha:g}' for m in DEFAULT.metrics)}, "
           f"{DEFAULT.spending} spending; seed {args.seed}")
     print("| tasks/min | canary | gate | runs | aborted [95% CI] | promoted [95% CI] | stuck inconclusive "
-          "[95% CI] | median canary tasks before abort |")
+          "[95% CI] | median canary tasks before abort [95% CI] |")
     print("|---|---|---|---|---|---|---|---|")
     for (ri, rate), m in sorted(merged.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         for gate, label in (("judge", "judge"), ("old", "old PromQL")):
@@ -258,7 +268,7 @@ def quality(args: argparse.Namespace) -> None:
             n = len(outcomes)
             count = {k: sum(1 for o, _ in outcomes if o == k) for k in ("aborted", "promoted", "stuck")}
             exposure = [x for o, x in outcomes if o == "aborted"]
-            med = f"{statistics.median(exposure):.0f}" if exposure else "-"
+            med = "{:.0f} [{:.0f}, {:.0f}]".format(*median_interval(exposure)) if exposure else "-"
             print(f"| {rate:g} | {ROWS[ri].name} | {label} | {n} | {fmt_rate(count['aborted'], n)} | "
                   f"{fmt_rate(count['promoted'], n)} | {fmt_rate(count['stuck'], n)} | {med} |")
     print(f"({time.perf_counter() - started:.0f}s on {args.processes} processes)")
@@ -297,7 +307,7 @@ def sizing(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20000, help="rollouts per healthy row")
-    parser.add_argument("--degraded-runs", type=int, default=2000, help="rollouts per degraded row")
+    parser.add_argument("--degraded-runs", type=int, default=4000, help="rollouts per degraded row")
     parser.add_argument("--rates", default="50,200,1000", help="tasks per minute, comma-separated")
     parser.add_argument("--rows", type=lambda s: {int(x) for x in s.split(",")}, default=None,
                         help="row indices to run (0-6), default all")

@@ -21,8 +21,9 @@ def _loglik(x: float, n: float, p: float) -> float:
 def signed_root_lr(xc: float, nc: float, xs: float, ns: float, continuity: float = 0.5) -> float:
     """Signed root of the likelihood-ratio statistic for p_c = p_s, positive when the canary's rate
     is the higher. The canary's count is first moved `continuity` events toward the stable rate
-    (never past it), which keeps the upper tail at or under its nominal level at small counts,
-    where the uncorrected statistic runs about twice too often past 2.5."""
+    (never past it), which keeps every fixed-sample upper tail at or under its nominal level at
+    small counts, where the uncorrected statistic runs about twice too often past 2.5. The judge
+    passes 0 (mid-p): over a sequential plan the half event leaves much of the error unspent."""
     if nc <= 0.0 or ns <= 0.0:
         return 0.0
     xc, xs = min(max(xc, 0.0), nc), min(max(xs, 0.0), ns)

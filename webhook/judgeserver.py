@@ -13,16 +13,18 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from kubectl_agentroll.judge import Verdict, decide
+from kubectl_agentroll.judge import Verdict, decide, designs
+from kubectl_agentroll.mutate import look_plan
 from kubectl_agentroll.network import readiness
 from kubectl_agentroll.plan import Plan, parse_duration
+from kubectl_agentroll.policy import BUILTIN_DEFAULT_STEPS, Policy
 from webhook import evidence
 from webhook.judgemetrics import JudgeMetrics
 
@@ -30,6 +32,9 @@ log = logging.getLogger("agentroll.judge")
 
 MAX_LOOKBACK_S = 24 * 3600
 QUERY_CONCURRENCY = 8
+# The plan the webhook injects for the built-in default policy: its boundaries are computed before
+# the server listens, so the first verdict of a default rollout does not pay for them.
+DEFAULT_PLAN = Plan.parse(look_plan(BUILTIN_DEFAULT_STEPS, Policy.look_interval), Policy.look_interval)
 
 
 class BadParameter(ValueError):
@@ -157,10 +162,11 @@ def dependencies_answer(query: Mapping[str, str], cache) -> tuple[int, dict]:
 
 
 def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeout_s: float = 10.0,
-             cache=None) -> web.Application:
+             cache=None, warm: Sequence[Plan] = (DEFAULT_PLAN,)) -> web.Application:
     """`prometheus=` in a request (a policy's prometheus-address arg) may only name the default
     address or one of `allowed`: the judge must not fetch URLs chosen by whoever can reach it.
-    `cache`: the cluster watch that answers /v1/dependencies (None: that endpoint answers 503)."""
+    `cache`: the cluster watch that answers /v1/dependencies (None: that endpoint answers 503).
+    The boundaries of the `warm` plans are computed at startup, before the server listens."""
     metrics = JudgeMetrics()
     permitted = {a.rstrip("/") for a in (prometheus_address, *allowed)}
 
@@ -206,8 +212,17 @@ def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeo
         yield
         await app["session"].close()
 
+    async def warm_up(_: web.Application) -> None:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        for plan in warm:
+            await loop.run_in_executor(None, designs, plan)
+        if warm:
+            log.info("boundaries of %d plan(s) computed in %.1fs", len(warm), time.perf_counter() - started)
+
     app = web.Application()
     app.cleanup_ctx.append(session_ctx)
+    app.on_startup.append(warm_up)
     app.router.add_get("/v1/verdict", verdict)
     app.router.add_get("/v1/dependencies", dependencies)
     app.router.add_get("/healthz", healthz)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import random
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubectl_agentroll.judge import COST_BUCKETS_USD, DEFAULT, Counts, Look, Plan, decide
+from kubectl_agentroll.judge import COST_BUCKETS_USD, DEFAULT, Counts, Look, Plan, _design, decide
 from kubectl_agentroll.sequential import boundaries, spent, upper_tail, z_quantile
 from kubectl_agentroll.twosample import mann_whitney, signed_root_lr
 
@@ -86,6 +88,43 @@ def test_mann_whitney_direction_ties_and_degenerate():
     assert z > 3 and theta > 0.8
     assert mann_whitney([0, 5, 0], [0, 7, 0]) == (0.0, 0.5)  # all tied: no variance, no crash
     assert mann_whitney([0, 0, 0], [1, 2, 3]) == (0.0, 0.5)
+
+
+def _null_crossing_rate(rate: int, runs: int, seed: int) -> float:
+    """Share of healthy rollouts (both sides 5% hallucination, steady arrivals on the default plan)
+    whose hallucination statistic reaches the judge's boundary at some look, as decide() holds it."""
+    spec = DEFAULT.metrics[0]
+    bounds = _design(PLAN, DEFAULT.spending, DEFAULT.shape, spec.alpha).bounds
+    cdfs: dict[int, list[float]] = {}
+
+    def draw(n: int) -> int:  # binomial(n, 0.05) by inverting its cdf
+        cdf = cdfs.get(n)
+        if cdf is None:
+            cdf = cdfs[n] = list(itertools.accumulate(_binomial_pmf(n, 0.05)))
+        return min(bisect.bisect_left(cdf, rng.random()), n)
+
+    rng = random.Random(seed)
+    per_minute = [(round(rate * w / 100), round(rate * (1 - w / 100)))
+                  for w in (PLAN.steps[PLAN.step_of(t)].weight for t in PLAN.grid)]
+    crossed = 0
+    for _ in range(runs):
+        nc = ns = xc = xs = 0
+        for (dc, ds), bound in zip(per_minute, bounds, strict=True):
+            nc, ns, xc, xs = nc + dc, ns + ds, xc + draw(dc), xs + draw(ds)
+            if xc * ns > xs * nc and signed_root_lr(xc, nc, xs, ns, DEFAULT.continuity) >= bound:
+                crossed += 1
+                break
+    return crossed / runs
+
+
+def test_the_hallucination_test_spends_its_error_but_no_more():
+    """Under H0 the sequential test crosses with probability close to its alpha: not far under it
+    (half an event of continuity correction left 0.029 of 0.04 unspent), and not over it, also at
+    20 tasks/min where a look sees a few canary tasks."""
+    alpha, runs = DEFAULT.metrics[0].alpha, 20000
+    se = math.sqrt(alpha * (1 - alpha) / runs)
+    assert 0.85 * alpha <= _null_crossing_rate(200, runs, 11) <= alpha + 3 * se
+    assert _null_crossing_rate(20, runs, 12) <= alpha + 3 * se
 
 
 # --- boundaries ---------------------------------------------------------------------------------

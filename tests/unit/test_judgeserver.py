@@ -1,11 +1,15 @@
-"""The judge endpoint's pure parts: request parsing and its own metrics."""
+"""The judge endpoint: request parsing, its own metrics and its startup warm-up."""
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from aiohttp.test_utils import TestServer
+
+from kubectl_agentroll.judge import DEFAULT, _design, designs
 from webhook import evidence
 from webhook.judgemetrics import MAX_ROLLOUTS, JudgeMetrics
-from webhook.judgeserver import BadParameter, parse_request, parse_time
+from webhook.judgeserver import DEFAULT_PLAN, BadParameter, make_app, parse_request, parse_time
 
 NOW = 1_800_000_000.0
 GOOD = {"namespace": "agents", "rollout": "support", "canary-hash": "c1", "stable-hash": "s1",
@@ -50,3 +54,19 @@ def test_metrics_show_the_latest_evidence_per_rollout_and_stay_bounded():
         m.verdict(evidence.Target("ns", f"r{i}", "c1", "s1"), body)
     assert len(m.latest) == MAX_ROLLOUTS
     assert 'rollout="support"' not in m.render()
+
+
+def test_the_default_plan_is_warmed_before_the_server_listens():
+    """The plan a default rollout sends finds its boundaries computed: no miss on its first call."""
+    assert parse_request(GOOD, NOW)[1] == DEFAULT_PLAN
+    _design.cache_clear()
+
+    async def first_verdict_lookups():
+        async with TestServer(make_app("http://127.0.0.1:9")):
+            before = _design.cache_info()
+            designs(DEFAULT_PLAN)
+            return before, _design.cache_info()
+
+    before, after = asyncio.run(first_verdict_lookups())
+    assert after.misses == before.misses
+    assert after.hits == before.hits + len(DEFAULT.metrics)
