@@ -199,9 +199,8 @@ def run_old(gate: Gate, canary, stable, r: int, step_end_minutes: list[int]) -> 
     return "promoted", math.nan
 
 
-def simulate_chunk(job: tuple[int, float, int, int]) -> dict[str, list]:
-    row_index, rate, runs, seed = job
-    row = ROWS[row_index]
+def cumulative_sides(row, rate: float, runs: int, seed: int) -> tuple[list, dict, dict]:
+    """The plan's per-minute weights and, per side, cumulative per-minute counts of `runs` rollouts."""
     rng = np.random.default_rng(seed)
     weights = minute_weights(PLAN)
     w = np.array(weights) / 100
@@ -210,6 +209,13 @@ def simulate_chunk(job: tuple[int, float, int, int]) -> dict[str, list]:
     for side in (canary, stable):
         for key, value in side.items():
             side[key] = np.cumsum(value, axis=1)
+    return weights, canary, stable
+
+
+def simulate_chunk(job: tuple[int, float, int, int]) -> dict[str, list]:
+    row_index, rate, runs, seed = job
+    row = ROWS[row_index]
+    weights, canary, stable = cumulative_sides(row, rate, runs, seed)
     ends = [PLAN.grid.index(t) for t in PLAN.step_ends]
     gate = Gate.from_chart()
     out: dict[str, list] = {"judge": [], "old": []}

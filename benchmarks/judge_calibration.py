@@ -21,11 +21,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate_quality import PLAN, ROWS, counts_at, fmt_rate, minute_weights, simulate_side  # noqa: E402
+from gate_quality import PLAN, ROWS, counts_at, cumulative_sides, fmt_rate  # noqa: E402
 
 from kubectl_agentroll.judge import DEFAULT, JudgeConfig, Look, decide  # noqa: E402
 
@@ -35,15 +33,7 @@ HEALTHY = [i for i, row in enumerate(ROWS) if row.healthy]
 def crossings(job: tuple[int, float, int, int, JudgeConfig]) -> list[tuple[str, ...]]:
     """Per run, the metrics whose statistic reached its boundary at some look of the plan."""
     row_index, rate, runs, seed, config = job
-    row = ROWS[row_index]
-    rng = np.random.default_rng(seed)
-    weights = minute_weights(PLAN)
-    w = np.array(weights) / 100
-    canary = simulate_side(rng, np.broadcast_to(rate * w, (runs, len(w))), row.canary)
-    stable = simulate_side(rng, np.broadcast_to(rate * (1 - w), (runs, len(w))), row.stable)
-    for side in (canary, stable):
-        for key, value in side.items():
-            side[key] = np.cumsum(value, axis=1)
+    weights, canary, stable = cumulative_sides(ROWS[row_index], rate, runs, seed)
     out = []
     for r in range(runs):
         looks = [Look((m + 1) * 60.0, counts_at(canary, r, m), counts_at(stable, r, m), wt)
