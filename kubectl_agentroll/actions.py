@@ -169,6 +169,12 @@ def plan_retry(rollout: Mapping) -> Patch:
     name = st.meta(rollout).get("name")
     if not st.status_of(rollout).get("abort"):
         raise Refused(f"rollout {name!r} is not aborted: nothing to retry")
+    phase, _ = st.rollout_phase(rollout)
+    if phase != "Degraded":
+        # status.abort is what `abort` wrote; until the controller has acted on it, clearing it
+        # again would cancel an abort the controller never saw, and the canary would stay put.
+        raise Refused(f"rollout {name!r} is still being aborted (phase {phase}): retry once the "
+                      "controller has rolled it back (Degraded)")
     return Patch(status={"status": {"abort": False}}, unified={"status": {"abort": False}})
 
 

@@ -90,12 +90,26 @@ class Plugin:
         return self.cluster.get_json("rollout", name, "-n", self.namespace)
 
     def wait_status(self, name: str, what: str, predicate, timeout: float = 90) -> dict:
-        """Poll the Rollout until predicate(status) holds; the controller does the work."""
+        """Poll the Rollout until predicate(status) holds; the controller does the work. On a
+        timeout the error carries the last Rollout seen (spec.paused, generation and status)."""
+        seen: dict = {}
+
         def check():
-            ro = self.rollout(name)
+            ro = seen["rollout"] = self.rollout(name)
             fresh = str((ro.get("status") or {}).get("observedGeneration")) == str(ro["metadata"]["generation"])
             return ro if fresh and predicate(ro.get("status") or {}) else None
-        return self.cluster.wait_for(check, timeout=timeout, what=f"{name}: {what}")
+
+        try:
+            return self.cluster.wait_for(check, timeout=timeout, what=f"{name}: {what}")
+        except AssertionError as err:
+            ro = seen.get("rollout") or {}
+            last = {"generation": ro.get("metadata", {}).get("generation"),
+                    "paused": ro.get("spec", {}).get("paused"), "status": ro.get("status")}
+            log = self.cluster.dir / "logs" / "argo-rollouts.log"
+            mine = [line for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+                    if name in line][-15:]
+            raise AssertionError(f"{err}; last seen: {json.dumps(last)[:3000]}; the controller's last lines "
+                                 "about it:\n" + "\n".join(mine)) from None
 
 
 class Watcher:

@@ -97,7 +97,10 @@ def test_pause_restart_group_promote_abort_watch_and_completion(plugin):  # noqa
     degraded = plugin.run("wait", "team-a", "--for", "completed", "--timeout", "2m", check=False)
     assert degraded.returncode == 2 and "RolloutAborted" in degraded.stderr
 
-    # b again, watched to the end by `status -w --until-done` (Rollout, ReplicaSets, pods, runs)
+    # b again, watched to the end by `status -w --until-done` (Rollout, ReplicaSets, pods, runs).
+    # Once the controller has rolled b back: a retry before that cancels an abort it never saw
+    # (a CI run timed out here when the test retried at once), and the command now refuses it.
+    plugin.wait_status("team-b", "aborted (Degraded)", lambda s: s.get("phase") == "Degraded")
     plugin.run("retry", "team-b")
     plugin.wait_status("team-b", "retried and Paused at step 1", lambda s: not s.get("abort") and _paused_at(1)(s))
     cmd = [plugin.exe, "--kubeconfig", str(plugin.cluster.kubeconfig), "-n", plugin.namespace,

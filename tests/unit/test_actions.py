@@ -107,9 +107,17 @@ def test_abort_without_update_in_flight_is_refused():
 
 
 def test_retry_only_an_aborted_rollout():
-    assert ac.plan_retry(rollout_obj(abort=True)).status == {"status": {"abort": False}}
+    aborted = rollout_obj(abort=True, phase="Degraded", message="RolloutAborted: Rollout aborted update")
+    assert ac.plan_retry(aborted).status == {"status": {"abort": False}}
     with pytest.raises(ac.Refused, match="not aborted"):
         ac.plan_retry(rollout_obj())
+
+
+def test_retry_waits_for_the_controller_to_act_on_the_abort():
+    """Right after `abort`, status.abort is true but the controller has not rolled back yet:
+    clearing it then would cancel an abort the controller never saw."""
+    with pytest.raises(ac.Refused, match=r"still being aborted \(phase Paused\)"):
+        ac.plan_retry(rollout_obj(abort=True))
 
 
 class Recorder:

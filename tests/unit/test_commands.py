@@ -424,6 +424,11 @@ def test_abort_then_retry_and_version_diff_on_the_fake(fake):
     assert out.exit_code == 0 and f"stable composite version {V1.composite}" in out.output
     assert rollout_of(fake)["status"]["abort"] is True
     assert [path.endswith("/status") for path, _ in fake.patches()] == [True]
+    early = run(fake, "retry", "support-agent")  # the controller has not rolled back yet
+    assert early.exit_code == 1 and "still being aborted (phase Paused)" in early.output
+    assert rollout_of(fake)["status"]["abort"] is True
+    fake.update("rollouts", "agents", "support-agent",  # what the controller does next
+                lambda r: r["status"].update(phase="Degraded", message="RolloutAborted: aborted"))
     assert run(fake, "retry", "support-agent").exit_code == 0
     assert rollout_of(fake)["status"]["abort"] is False
     again = run(fake, "retry", "support-agent")
