@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -70,7 +71,27 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("0.0.0.0", 0))  # free on every interface (argo binds ":port")
-        return s.getsockname()[1]
+    """A port free on every interface now (argo binds ":port"), from below the kernel's ephemeral
+    range: a port is picked well before its component listens on it (Prometheus, the last one,
+    ~10 s later), and a port from that range could meanwhile become the source port of one of the
+    control plane's own outgoing connections (seen once: Prometheus 'address already in use')."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, low) if low > 11000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise ClusterError("no free port below the ephemeral range after 200 tries")
