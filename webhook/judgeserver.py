@@ -32,6 +32,7 @@ log = logging.getLogger("agentroll.judge")
 
 MAX_LOOKBACK_S = 24 * 3600
 QUERY_CONCURRENCY = 8
+SESSION = web.AppKey("session", aiohttp.ClientSession)
 # The plan the webhook injects for the built-in default policy: its boundaries are computed before
 # the server listens, so the first verdict of a default rollout does not pay for them.
 DEFAULT_PLAN = Plan.parse(look_plan(BUILTIN_DEFAULT_STEPS, Policy.look_interval), Policy.look_interval)
@@ -182,7 +183,7 @@ def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeo
             metrics.request("bad_request")
             return web.json_response({"error": f"prometheus: {address!r} is not an allowed address "
                                                "(agentroll-webhook judge --allow-prometheus)"}, status=400)
-        prom = Prometheus(request.app["session"], address, query_timeout_s)
+        prom = Prometheus(request.app[SESSION], address, query_timeout_s)
         try:
             result, facts = await judge(prom, target, plan, step_end, at)
         except PrometheusError as e:
@@ -208,9 +209,9 @@ def make_app(prometheus_address: str, allowed: tuple[str, ...] = (), query_timeo
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def session_ctx(app: web.Application):
-        app["session"] = aiohttp.ClientSession()
+        app[SESSION] = aiohttp.ClientSession()
         yield
-        await app["session"].close()
+        await app[SESSION].close()
 
     async def warm_up(_: web.Application) -> None:
         started = time.perf_counter()
