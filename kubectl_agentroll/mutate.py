@@ -19,7 +19,7 @@ from kubectl_agentroll import composite as cv
 from kubectl_agentroll import network as net
 from kubectl_agentroll.composite import AnnotationError, CompositeVersion, composite_of
 from kubectl_agentroll.netadmit import NetworkView, check_agent, check_tool_server
-from kubectl_agentroll.policy import ALWAYS_APPEND, WAIT, Policy, TemplateRef, is_template_name
+from kubectl_agentroll.policy import ALWAYS_APPEND, WAIT, Policy, TemplateRef, is_dns_subdomain
 
 MUTATED_OPERATIONS = ("CREATE", "UPDATE")
 
@@ -190,7 +190,7 @@ def chosen_templates(annotations: Mapping, policy: Policy) -> tuple[TemplateRef,
             cv.ANALYSIS, "expected 'none' or comma-separated ClusterAnalysisTemplate names"
         )
     for name in names:
-        if not is_template_name(name):
+        if not is_dns_subdomain(name):
             raise AnnotationError(cv.ANALYSIS, f"{name!r} is not a valid ClusterAnalysisTemplate name")
         if not policy.allows(name):
             allowed = ", ".join(policy.allowed_templates or ()) or "none"

@@ -11,17 +11,15 @@ deps` builds the same index from one list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubectl_agentroll import composite as cv
 from kubectl_agentroll import status as st
 from kubectl_agentroll.composite import AnnotationError
-from kubectl_agentroll.requirements import Requirement, declared
+from kubectl_agentroll.policy import is_dns_subdomain
+from kubectl_agentroll.requirements import Requirement, declared, is_tool_name
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9@/._-]*$")
 TOOL_SERVER_KINDS = ("Rollout", "Deployment")
 
 
@@ -75,7 +73,7 @@ def tool_server_of(obj: Mapping, kind: str) -> ToolServer | None:
     tool = annotations.get(cv.TOOL_SERVER)
     if tool is None:
         return None
-    if not isinstance(tool, str) or not _TOOL_NAME.match(tool.strip()):
+    if not isinstance(tool, str) or not is_tool_name(tool.strip()):
         raise AnnotationError(cv.TOOL_SERVER, f"{tool!r} is not a tool name (e.g. crm-mcp-server)")
     version = annotations.get(cv.TOOL_SERVER_VERSION)
     if version is not None and (not isinstance(version, str) or not version.strip()
@@ -111,7 +109,7 @@ def depends_on_of(annotations: Mapping) -> tuple[str, ...]:
         raise AnnotationError(cv.DEPENDS_ON, f"expected a string, got {type(raw).__name__}")
     names = [n.strip() for n in raw.split(",") if n.strip()]
     for name in names:
-        if len(name) > 253 or not all(_DNS_LABEL.match(p) for p in name.split(".")):
+        if not is_dns_subdomain(name):
             raise AnnotationError(cv.DEPENDS_ON, f"{name!r} is not a Rollout name (names of agent "
                                                  "Rollouts in this namespace, comma-separated)")
     return tuple(dict.fromkeys(names))

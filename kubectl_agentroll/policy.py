@@ -37,7 +37,8 @@ class PolicyError(ValueError):
     """A policy is invalid; the message names the field at fault."""
 
 
-def is_template_name(name: str) -> bool:
+def is_dns_subdomain(name: str) -> bool:
+    """A DNS-1123 subdomain: what Kubernetes accepts as the name of most objects (templates, Rollouts)."""
     return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
 
 
@@ -108,7 +109,7 @@ def _template_ref(value: object, path: str) -> TemplateRef:
         value = {"name": value}
     _require(isinstance(value, Mapping), path, "a template name or {name, clusterScope}")
     name = value.get("name", value.get("templateName"))
-    _require(isinstance(name, str) and is_template_name(name), f"{path}.name", "a DNS-1123 name")
+    _require(isinstance(name, str) and is_dns_subdomain(name), f"{path}.name", "a DNS-1123 name")
     cluster_scope = value.get("clusterScope", True)
     _require(isinstance(cluster_scope, bool), f"{path}.clusterScope", "true or false")
     return TemplateRef(name, cluster_scope)
@@ -191,7 +192,7 @@ def policy_from_spec(spec: object, name: str = "policy") -> Policy:
 
     if spec.get("allowedTemplates") is not None:
         kwargs["allowed_templates"] = _string_list(
-            spec["allowedTemplates"], "spec.allowedTemplates", is_template_name, "a DNS-1123 name"
+            spec["allowedTemplates"], "spec.allowedTemplates", is_dns_subdomain, "a DNS-1123 name"
         )
     if spec.get("defaultSteps") is not None:
         steps = spec["defaultSteps"]

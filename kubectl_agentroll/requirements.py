@@ -24,6 +24,11 @@ _OPERATOR_START = re.compile(r"[<>=!~^]")
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9@/._-]*$")
 
 
+def is_tool_name(name: str) -> bool:
+    """A tool's name as MCP servers are named: `crm-mcp-server`, `@scope/server-github`."""
+    return bool(_TOOL_NAME.match(name))
+
+
 class RequirementError(ValueError):
     """A requirement list is malformed; the message says which entry and why."""
 
@@ -53,7 +58,7 @@ def _entry(text: str) -> Requirement:
     match = _OPERATOR_START.search(text)
     name, spec = (text[: match.start()], text[match.start():]) if match else (text, "")
     name, spec = name.strip(), spec.strip()
-    if not name or not _TOOL_NAME.match(name):
+    if not is_tool_name(name):
         raise RequirementError(f"entry {text!r}: {name!r} is not a tool name")
     if spec.startswith("^"):
         raise RequirementError(
