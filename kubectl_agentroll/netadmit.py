@@ -38,15 +38,11 @@ class Findings:
         (self.denials if enforce else self.warnings).append(message)
 
 
-def _namespace(obj: Mapping) -> str:
-    return str(st.meta(obj).get("namespace") or "default")
-
-
 def check_agent(rollout: Mapping, old: Mapping | None, policy: Policy, view: NetworkView | None,
                 depends_on: tuple[str, ...]) -> Findings:
     findings = Findings()
     annotations = st.annotations_of(rollout)
-    namespace, name = _namespace(rollout), str(st.meta(rollout).get("name") or "")
+    namespace, name = net.namespace_and_name(rollout)
     requirements = declared(annotations)
     before = net.lenient(lambda o: declared(st.annotations_of(o)))(old)
     if view is not None and requirements and requirements != before:

@@ -61,7 +61,7 @@ class Agent:
         return next((r for r in self.requirements if r.tool == tool), None)
 
 
-def _name(obj: Mapping) -> tuple[str, str]:
+def namespace_and_name(obj: Mapping) -> tuple[str, str]:
     metadata = st.meta(obj)
     return str(metadata.get("namespace") or "default"), str(metadata.get("name") or "")
 
@@ -86,7 +86,7 @@ def tool_server_of(obj: Mapping, kind: str) -> ToolServer | None:
             raise AnnotationError(cv.TOOL_SERVER_VERSION,
                                   "not set, and the container has no image to take the version from")
         version = cv.image_version(image.strip())
-    namespace, name = _name(obj)
+    namespace, name = namespace_and_name(obj)
     return ToolServer(namespace, kind, name, tool.strip(), version.strip(), _rolling(obj, kind))
 
 
@@ -120,7 +120,7 @@ def agent_of(rollout: Mapping) -> Agent | None:
     if not st.is_opted_in(rollout):
         return None
     annotations = st.annotations_of(rollout)
-    namespace, name = _name(rollout)
+    namespace, name = namespace_and_name(rollout)
     phase, message = st.rollout_phase(rollout)
     return Agent(namespace, name, declared(annotations), depends_on_of(annotations), phase,
                  message, st.in_flight(rollout), str(st.labels_of(rollout).get(cv.COMPOSITE_VERSION, "")))
@@ -220,7 +220,7 @@ class NetworkIndex:
 
     # -- from objects (lenient: what the API server stored was admitted already) -------------------
     def apply_tool_server(self, kind: str, obj: Mapping, deleted: bool = False) -> None:
-        namespace, name = _name(obj)
+        namespace, name = namespace_and_name(obj)
         server = None if deleted else lenient(tool_server_of, kind)(obj)
         if server is None:
             self.delete_tool_server((namespace, kind, name))
@@ -228,7 +228,7 @@ class NetworkIndex:
             self.set_tool_server(server)
 
     def apply_agent(self, rollout: Mapping, deleted: bool = False) -> None:
-        namespace, name = _name(rollout)
+        namespace, name = namespace_and_name(rollout)
         agent = None if deleted else lenient(agent_of)(rollout)
         if agent is None:
             self.delete_agent((namespace, name))
@@ -238,12 +238,10 @@ class NetworkIndex:
     def replace_rollouts(self, rollouts: Iterable[Mapping]) -> None:
         rollouts = list(rollouts)
         self.replace_agents(a for a in map(lenient(agent_of), rollouts) if a is not None)
-        self.replace_tool_servers("Rollout", (s for s in map(lenient(tool_server_of, "Rollout"), rollouts)
-                                              if s is not None))
+        self.replace_tool_servers("Rollout", tool_servers_among("Rollout", rollouts))
 
     def replace_deployments(self, deployments: Iterable[Mapping]) -> None:
-        self.replace_tool_servers("Deployment", (s for s in map(lenient(tool_server_of, "Deployment"),
-                                                                deployments) if s is not None))
+        self.replace_tool_servers("Deployment", tool_servers_among("Deployment", deployments))
 
     @classmethod
     def of(cls, rollouts: Iterable[Mapping] = (), deployments: Iterable[Mapping] = ()) -> NetworkIndex:
@@ -251,6 +249,11 @@ class NetworkIndex:
         index.replace_rollouts(rollouts)
         index.replace_deployments(deployments)
         return index
+
+
+def tool_servers_among(kind: str, objects: Iterable[Mapping]) -> list[ToolServer]:
+    """The tool servers among stored objects of one kind (those whose annotations parse)."""
+    return [s for s in map(lenient(tool_server_of, kind), objects) if s is not None]
 
 
 def lenient(read: Callable, *kind: str) -> Callable[[Mapping | None], object]:

@@ -27,14 +27,14 @@ def tool_servers(s, rollout) -> list | None:
 
     if cv.TOOL_REQUIREMENTS not in st.annotations_of(rollout):
         return None
-    from kubectl_agentroll.network import NetworkIndex
+    from kubectl_agentroll.network import tool_servers_among
     from kubectl_agentroll.session import together
     from kubectl_agentroll.transport import DEPLOYMENTS, ROLLOUTS
 
     where = f"tool servers in namespace {s.namespace!r}"
-    index = NetworkIndex.of(*together(lambda: s.list(ROLLOUTS, where, s.namespace, cv.TOOL_SERVER),
-                                      lambda: s.list(DEPLOYMENTS, where, s.namespace, cv.TOOL_SERVER)))
-    return list(index.tool_servers.values())
+    rollouts, deployments = together(lambda: s.list(ROLLOUTS, where, s.namespace, cv.TOOL_SERVER),
+                                     lambda: s.list(DEPLOYMENTS, where, s.namespace, cv.TOOL_SERVER))
+    return tool_servers_among("Rollout", rollouts) + tool_servers_among("Deployment", deployments)
 
 
 def model_of(rollout, replicasets, runs, pods, tree: bool, servers: list | None = None):
