@@ -477,14 +477,10 @@ def _combine(first: Decision, second: Decision) -> Decision:
 def mutate_rollout(
     rollout: Mapping, policy: Policy, old: Mapping | None = None, network: NetworkView | None = None
 ) -> Decision:
-    """Mutate one Rollout object (already known to be a Rollout being created or updated)."""
+    """Mutate one Rollout object (already known to be a Rollout being created or updated, whose
+    metadata and annotations `mutate` has checked are maps)."""
     try:
-        metadata = rollout.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise AnnotationError("metadata", "expected a map")
-        annotations = metadata.get("annotations") or {}
-        if not isinstance(annotations, dict):
-            raise AnnotationError("metadata.annotations", "expected a map")
+        annotations = (rollout.get("metadata") or {}).get("annotations") or {}
         if not _opted_in(annotations, policy):
             return strip_version(rollout)
         version = composite_of(rollout, policy.model_env_vars)
