@@ -112,3 +112,23 @@ def test_status_names_the_dependencies_the_gate_waits_on():
     assert model.analysis_runs[0].metrics[0].verdict is None
     run["status"]["phase"] = "Successful"
     assert rollout_status(rollout_obj(), [], [run]).waiting_on is None
+
+
+def test_undo_restores_the_tool_requirements_with_the_other_layers():
+    """Requirements are part of the tools layer: undo must put back the revision's (or remove
+    today's when that revision had none), or the webhook would compute another composite version."""
+    from dataclasses import replace
+
+    from kubectl_agentroll.revisions import plan_undo
+    from tests.unit.test_status import V1, rollout_obj, rs_obj
+
+    with_requirements = replace(V1, requirements="crm-mcp-server<2,>=1.2")
+    rollout = rollout_obj()
+    ops = {op["path"]: op for op in plan_undo(rollout, rs_obj("abc", 1, with_requirements))}
+    assert ops["/metadata/annotations/agentroll.dev~1tool-requirements"] == {
+        "op": "add", "path": "/metadata/annotations/agentroll.dev~1tool-requirements",
+        "value": "crm-mcp-server<2,>=1.2"}
+    assert ops["/metadata/annotations/agentroll.dev~1tools"]["value"] == V1.tools_list  # the list alone
+    rollout["metadata"]["annotations"][cv.TOOL_REQUIREMENTS] = "crm-mcp-server>=3"
+    ops = {op["path"]: op for op in plan_undo(rollout, rs_obj("abc", 1, V1))}
+    assert ops["/metadata/annotations/agentroll.dev~1tool-requirements"]["op"] == "remove"
