@@ -383,7 +383,7 @@ def _srm(looks: Sequence[Look]) -> tuple[float | None, float | None]:
     return 2 * sum(o * math.log(o / e) for o, e in ((dc, n * w), (ds, n * (1 - w))) if o > 0), share
 
 
-def _faults(looks: Sequence[Look], config: JudgeConfig) -> tuple[list[str], float | None]:
+def _faults(looks: Sequence[Look], config: JudgeConfig, plan: Plan) -> tuple[list[str], float | None]:
     latest = looks[-1]
     c, s, w = latest.canary, latest.stable, latest.canary_weight / 100
     faults = []
@@ -410,7 +410,15 @@ def _faults(looks: Sequence[Look], config: JudgeConfig) -> tuple[list[str], floa
     g, share = _srm(looks)
     if g is not None and share is not None and 0 < w < 1:
         p = math.erfc(math.sqrt(max(g, 0.0) / 2))
-        if p < config.srm_p and abs(share / w - 1) > config.srm_tolerance:
+        # The plan's clock starts when the canary's first series is seen, a little after the
+        # controller's: in the last interval before a planned switch the controller may already run
+        # the next weight, so a share between the two is no fault there.
+        step = plan.step_of(latest.at_s)
+        near_switch = plan.step_ends[step] - latest.at_s <= plan.interval_s + 1e-6
+        following = plan.steps[step + 1].weight / 100 if near_switch and step + 1 < len(plan.steps) else w
+        low, high = min(w, following), max(w, following)
+        tolerance = config.srm_tolerance
+        if p < config.srm_p and not low * (1 - tolerance) <= share <= high * (1 + tolerance):
             faults.append(f"sample-ratio mismatch: the canary got {share:.1%} of tasks in this step, "
                           f"the weight is {latest.canary_weight:g}% (p = {p:.1g})")
     return faults, share
@@ -534,7 +542,7 @@ def decide(looks: Sequence[Look], plan: Plan, *, step_end: bool = False,
         reason = f"{_reason(spec, st)}; statistic {st.z:.2f} < boundary {bound:.2f}"
         evidence.append(_evidence(spec, "ok", latest.at_s, st, bound, spent_here, reason))
 
-    faults, share = _faults(history, config)
+    faults, share = _faults(history, config, plan)
     if failures:
         failures.sort()
         more = f" (and {len(failures) - 1} more metric(s))" if len(failures) > 1 else ""
