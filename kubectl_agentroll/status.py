@@ -595,10 +595,39 @@ class RolloutRow:
         return asdict(self)
 
 
+def settled(rollout: Mapping) -> bool:
+    """Running one revision, the one its spec describes: the controller has seen this generation
+    and its stable pods are the current template's. The stable ReplicaSet then carries the
+    template's labels (the controller copies them, adding only the pod template hash), so the list
+    view reads the stable version off the Rollout and need not read the ReplicaSet."""
+    status = status_of(rollout)
+    stable = status.get("stableRS")
+    observed = status.get("observedGeneration")
+    generation = meta(rollout).get("generation")
+    return (bool(stable) and stable == status.get("currentPodHash")
+            and observed is not None and generation is not None and str(observed) == str(generation)
+            and isinstance(spec_of(rollout).get("template"), Mapping))
+
+
+def replicasets_to_read(rollouts: Iterable[Mapping], opted_in_only: bool = True) -> set[str]:
+    """The pod template hashes of the ReplicaSets the list view needs: the stable and canary
+    ReplicaSets of the listed Rollouts that are not `settled`. Only hashes that can be label values
+    (a status can hold anything; nothing else can match a ReplicaSet's label)."""
+    hashes: set[str] = set()
+    for rollout in rollouts:
+        if (opted_in_only and not is_opted_in(rollout)) or settled(rollout):
+            continue
+        status = status_of(rollout)
+        hashes.update(h for h in (status.get("stableRS"), status.get("currentPodHash"))
+                      if isinstance(h, str) and h and cv.is_valid_label_value(h))
+    return hashes
+
+
 def rollout_rows(
     rollouts: Iterable[Mapping], replicasets: Iterable[Mapping], opted_in_only: bool = True
 ) -> list[RolloutRow]:
-    """The list view: one row per (opted-in) Rollout; ReplicaSets are indexed once by owner."""
+    """The list view: one row per (opted-in) Rollout; ReplicaSets are indexed once by owner. A
+    `settled` Rollout's stable version is its template's when its ReplicaSet is not among them."""
     by_owner: dict[str, dict[str, Mapping]] = {}
     for rs in replicasets:
         hash_ = pod_template_hash(rs)
@@ -633,7 +662,8 @@ def rollout_rows(
             aborted=bool(status.get("abort")),
             step=_step(strategy, index, steps),
             weight=weight,
-            stable=_composite_label(stable_rs) if stable_rs else NO_REPLICASET,
+            stable=_composite_label(stable_rs) if stable_rs
+            else _template_composite(rollout) if settled(rollout) else NO_REPLICASET,
             canary=None if not in_flight(rollout)
             else _composite_label(canary_rs) if canary_rs else NO_REPLICASET,
         ))
@@ -647,6 +677,11 @@ def _step(strategy: str, index: object, steps: list) -> str:
 
 def _composite_label(rs: Mapping) -> str:
     return str(labels_of(rs).get(cv.COMPOSITE_VERSION) or cv.UNSET)
+
+
+def _template_composite(rollout: Mapping) -> str:
+    return str(_map(meta(_map(spec_of(rollout).get("template"))).get("labels")).get(cv.COMPOSITE_VERSION)
+               or cv.UNSET)
 
 
 # --- version-diff --------------------------------------------------------------------------------

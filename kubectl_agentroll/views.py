@@ -52,17 +52,24 @@ def model_of(rollout, replicasets, runs, pods, tree: bool, servers: list | None 
     return model, nodes
 
 
+SELECTOR_HASHES = 200  # more unsettled Rollouts than this: every Rollout-made ReplicaSet, in one list
+
+
 def fetch_all(s, g):
-    """The list view's rows: the Rollouts and the ReplicaSets, both lists asked for at once."""
-    from kubectl_agentroll.session import together
-    from kubectl_agentroll.status import POD_TEMPLATE_HASH, rollout_rows
+    """The list view's rows: the Rollouts, then only the ReplicaSets that are not `settled`'s (none
+    when nothing is rolling out: a cluster of 1,000 agents reads one list, not two)."""
+    from kubectl_agentroll.status import POD_TEMPLATE_HASH, replicasets_to_read, rollout_rows
     from kubectl_agentroll.transport import REPLICA_SETS, ROLLOUTS
 
     namespace = None if g.all_namespaces else s.namespace
     where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
-    rollouts, replicasets = together(
-        lambda: s.list(ROLLOUTS, f"rollouts in {where}", namespace),
-        lambda: s.list(REPLICA_SETS, f"replicasets in {where}", namespace, POD_TEMPLATE_HASH))
+    rollouts = s.list(ROLLOUTS, f"rollouts in {where}", namespace)
+    hashes = replicasets_to_read(rollouts)
+    replicasets = []
+    if hashes:
+        selector = (f"{POD_TEMPLATE_HASH} in ({','.join(sorted(hashes))})" if len(hashes) <= SELECTOR_HASHES
+                    else POD_TEMPLATE_HASH)
+        replicasets = s.list(REPLICA_SETS, f"replicasets in {where}", namespace, selector)
     return rollout_rows(rollouts, replicasets)
 
 

@@ -11,6 +11,7 @@ patch) and `during_watch` (changes delivered one by one while a command watches)
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,9 +39,20 @@ def merge(target: object, patch: object) -> object:
     return result
 
 
+SET_TERM = re.compile(r"([^\s()]+)\s+(in|notin)\s+\(([^)]*)\)")
+
+
 def matches(labels: Mapping, selector: str | None) -> bool:
-    for term in filter(None, (selector or "").split(",")):
-        if "!=" in term:
+    """The API server's label selector: `k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`."""
+    for term in re.split(r",(?![^(]*\))", selector or ""):
+        term = term.strip()
+        if not term:
+            continue
+        if (set_term := SET_TERM.fullmatch(term)) is not None:
+            key, op, values = set_term.groups()
+            if (labels.get(key) in {v.strip() for v in values.split(",")}) != (op == "in"):
+                return False
+        elif "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key) == value:
                 return False
@@ -62,6 +74,7 @@ class FakeCluster:
         self.events: list[tuple[int, str, str, dict]] = []  # (rv, plural, type, object)
         self.rv = 100
         self.requests: list[tuple[str, str, object]] = []  # (method, path, body) as received
+        self.selectors: list[tuple[str, str | None]] = []  # (plural, labelSelector) of each list
         self.before_patch: list[Callable[[FakeCluster], None]] = []
         self.during_watch: list[Callable[[FakeCluster], None]] = []
         self.admit: Callable[[dict, dict | None], dict] | None = None  # the webhook, if any
@@ -168,6 +181,7 @@ class FakeCluster:
 
     def _list(self, plural: str, namespace: str | None, query: Mapping) -> dict:
         name = (query.get("fieldSelector") or "").removeprefix("metadata.name=") or None
+        self.selectors.append((plural, query.get("labelSelector")))
         items = [copy.deepcopy(o) for (p, ns, n), o in sorted(self.objects.items())
                  if p == plural and (namespace is None or ns == namespace) and (name is None or n == name)
                  and matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]

@@ -91,6 +91,25 @@ def test_status_shows_layers_analysis_and_the_revision_tree(fake):
     assert len(gets) == 4  # the Rollout, its ReplicaSets, AnalysisRuns and pods
 
 
+def test_status_list_reads_only_the_replicasets_of_rollouts_not_settled(fake):
+    settled = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy", version=V1)
+    settled["metadata"].update(name="settled-agent", uid="settled-uid")
+    fake.put(settled)
+    fake.put(rs_obj(STABLE_HASH, 1, V1, owner="settled-uid", name="settled-agent-rs"))
+    data = json.loads(run(fake, "-o", "json", "status").output)
+    rows = {r["name"]: (r["stable"], r["canary"]) for r in data}
+    assert rows == {"settled-agent": (V1.composite, None), "support-agent": (V1.composite, V2_PROMPT.composite)}
+    rs_reads = [sel for plural, sel in fake.selectors if plural == "replicasets"]
+    assert rs_reads == [f"rollouts-pod-template-hash in ({CANARY_HASH},{STABLE_HASH})"]
+
+    fake.update("rollouts", "agents", "support-agent", lambda r: (
+        r["status"].update(stableRS=CANARY_HASH, currentPodHash=CANARY_HASH, phase="Healthy")))
+    fake.selectors.clear()
+    data = json.loads(run(fake, "-o", "json", "status").output)
+    assert {r["name"]: r["stable"] for r in data}["support-agent"] == V2_PROMPT.composite
+    assert [plural for plural, _ in fake.selectors] == ["rollouts"]  # nothing rolling out: one list
+
+
 def test_status_json_carries_the_tree(fake):
     data = json.loads(run(fake, "-o", "json", "status", "support-agent").output)
     assert [r["revision"] for r in data["revisions"]] == [2, 1]

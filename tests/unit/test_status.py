@@ -270,6 +270,31 @@ def test_list_rows_show_only_opted_in_rollouts_with_stable_to_canary():
     assert row.weight == "20 (actual 16)"
 
 
+def test_only_rollouts_not_settled_need_their_replicasets_read():
+    in_flight, _ = in_flight_objects()
+    healthy = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy")
+    assert st.settled(healthy) and not st.settled(in_flight)
+    unobserved = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy", generation=4, observed="3")
+    no_template = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy")
+    del no_template["spec"]["template"]  # workloadRef: the labels are the ReplicaSet's alone
+    assert not st.settled(unobserved) and not st.settled(no_template)
+    hostile = rollout_obj(stable="x) ,y", current=None)
+    plain = rollout_obj()
+    plain["metadata"].update(labels={}, annotations={})
+    assert st.replicasets_to_read([healthy, hostile, plain]) == set()
+    assert st.replicasets_to_read([in_flight, unobserved, healthy]) == {STABLE_HASH, CANARY_HASH}
+    assert st.replicasets_to_read([plain], opted_in_only=False) == {STABLE_HASH, CANARY_HASH}
+
+
+def test_list_row_of_a_settled_rollout_reads_the_stable_version_off_its_template():
+    healthy = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy", version=V1)
+    assert st.rollout_rows([healthy], [])[0].stable == V1.composite
+    unobserved = rollout_obj(current=STABLE_HASH, index=4, phase="Healthy", version=V1, observed="2")
+    assert st.rollout_rows([unobserved], [])[0].stable == st.NO_REPLICASET
+    relabelled = rs_obj(STABLE_HASH, 1, V2_PROMPT)  # the ReplicaSet, when read, has the last word
+    assert st.rollout_rows([healthy], [relabelled])[0].stable == V2_PROMPT.composite
+
+
 def test_version_diff_defaults_to_stable_vs_canary_with_raw_values():
     rollout, replicasets = in_flight_objects(version=V2_TWO)
     diff = st.version_diff(rollout, replicasets)
