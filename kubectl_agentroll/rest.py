@@ -14,6 +14,7 @@ import contextlib
 import http.client
 import json
 import os
+import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -254,8 +255,15 @@ class _Https(http.client.HTTPSConnection):
         self._server_name = server_name or host
 
     def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)
+        sock = socket.create_connection((_idna_free(self.host), self.port), self.timeout, self.source_address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=_idna_free(self._server_name))
+
+
+def _idna_free(host: str) -> str | bytes:
+    """An ASCII host name as bytes, which `socket` and `ssl` take as it is: given text they run it
+    through the IDNA codec, whose first use imports it (~2.5 ms, a fiftieth of `status NAME`)."""
+    return host.encode("ascii") if host.isascii() else host
 
 
 def connect(flags: Flags = Flags()) -> tuple[Rest, Target]:  # noqa: B008 - a frozen dataclass

@@ -6,6 +6,10 @@ tools agree when used side by side: phase/message follow its `GetRolloutPhase`, 
 `NewRolloutInfo`. On top of that, the composite agent version (prompt, model, tools, image) of the
 stable and the canary ReplicaSet, layer by layer, and the measured values of the agent-quality
 analysis of the current revision.
+
+The display models here (and in `tree` and `render`) are built once per command and never compared
+or printed as objects: `@dataclass(eq=False, repr=False)` spares their generated `__eq__` and
+`__repr__`, ~0.3 ms of start-up each.
 """
 
 from __future__ import annotations
@@ -296,7 +300,7 @@ def agent_image(rs: Mapping, rollout: Mapping | None = None) -> str | None:
     return str(image) if image else None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Version:
     """One ReplicaSet of the Rollout as a composite agent version."""
 
@@ -337,7 +341,7 @@ def _changed(old: Version | None, new: Version | None, layer: str) -> bool:
     return value(old) != value(new) or old.layers[layer] != new.layers[layer]
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class LayerRow:
     """One layer of the stable and canary versions, side by side."""
 
@@ -369,7 +373,7 @@ def layer_rows(stable: Version | None, canary: Version | None) -> list[LayerRow]
 # --- AnalysisRuns --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Metric:
     """One metric of an AnalysisRun: its phase, last values and conditions."""
 
@@ -388,7 +392,7 @@ class Metric:
     dependencies: verdictview.DependencyView | None = None  # the dependency gate's last answer
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Analysis:
     """One AnalysisRun of the current revision, as `status` shows it."""
 
@@ -462,7 +466,7 @@ def current_analysis_runs(rollout: Mapping, runs: Iterable[Mapping]) -> list[Map
 # --- the display models --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Replicas:
     """The Rollout's replica counts, as the Argo plugin shows them."""
 
@@ -473,7 +477,7 @@ class Replicas:
     available: int
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RolloutStatus:
     """The display model of `status NAME` (also its -o json/yaml)."""
 
@@ -578,7 +582,7 @@ def rollout_status(
     )
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RolloutRow:
     """One line of the list view."""
 
@@ -687,7 +691,7 @@ def _template_composite(rollout: Mapping) -> str:
 # --- version-diff --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class DiffRow:
     """One layer of `version-diff`."""
 
@@ -699,7 +703,7 @@ class DiffRow:
     changed: bool
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class VersionDiff:
     """The display model of `version-diff`."""
 

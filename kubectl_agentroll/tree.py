@@ -11,7 +11,7 @@ from kubectl_agentroll import composite as cv
 from kubectl_agentroll import status as st
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class PodNode:
     """A pod under its ReplicaSet in the revision tree."""
 
@@ -22,7 +22,7 @@ class PodNode:
     age: str
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RunNode:
     """An AnalysisRun under its revision in the revision tree."""
 
@@ -33,7 +33,7 @@ class RunNode:
     failed: int
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class RevisionNode:
     """One revision of the tree: its ReplicaSet, pods and AnalysisRuns."""
 

@@ -94,3 +94,47 @@ def fake_cluster():
     from tests.unit.fakekube import FakeCluster
 
     return FakeCluster()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server whose certificate names `api.internal` only (not 127.0.0.1)."""
+    import ssl
+
+    from webhook import certs
+
+    state = certs.renew(None, dns_names=["api.internal"], ips=[])
+    paths = certs.write(state, tmp_path)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b'{"kind": "Status"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(paths["tls.crt"], paths["tls.key"])
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", state.ca_pem
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize("server_name, ok", [("api.internal", True), (None, False), ("other.internal", False)])
+def test_the_certificate_is_checked_against_the_tls_server_name(tls_server, server_name, ok):
+    url, ca = tls_server
+    api = rest.Rest(Target(server=url, ca_data=ca, tls_server_name=server_name))
+    if ok:
+        assert api.request("GET", "/version", what="version") == {"kind": "Status"}
+    else:
+        with pytest.raises(rest.KubeError, match=r"^version: cannot reach the API server .*certificate"):
+            api.request("GET", "/version", what="version")
+    api.close()
