@@ -7,7 +7,7 @@ tools agree when used side by side: phase/message follow its `GetRolloutPhase`, 
 stable and the canary ReplicaSet, layer by layer, and the measured values of the agent-quality
 analysis of the current revision.
 
-The display models here (and in `tree` and `render`) are built once per command and never compared
+The display models here (and in `tree`) are built once per command and never compared
 or printed as objects: `@dataclass(eq=False, repr=False)` spares their generated `__eq__` and
 `__repr__`, ~0.3 ms of start-up each.
 """
