@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kubectl_agentroll.actions import argo_promote_patch  # noqa: E402
 from kubectl_agentroll.composite import CompositeVersion, parse_tools  # noqa: E402
 from kubectl_agentroll.kube import KubeError  # noqa: E402
 from kubectl_agentroll.kubeconfig import Flags, load_target  # noqa: E402
@@ -126,12 +127,16 @@ def one_canary(api: Rest, name: str, prompt: str) -> None:
     generation = int(patched["metadata"]["generation"])
 
     def healthy() -> bool:
-        st = api.request("GET", path(ROLLOUTS, ONE_NS, name), what=name).get("status") or {}
+        ro = api.request("GET", path(ROLLOUTS, ONE_NS, name), what=name)
+        st = ro.get("status") or {}
         if int(st.get("observedGeneration") or 0) < generation:
             return False  # the status still describes the revision before the patch
-        if st.get("phase") == "Paused":  # at the pause step: on to the end
+        # At the pause step: the step promote (`promoteFull` can be left true by the revision
+        # before, and setting it again then changes nothing the controller would see).
+        step = argo_promote_patch(ro).status
+        if st.get("phase") == "Paused" and step:
             api.request("PATCH", path(ROLLOUTS, ONE_NS, name, "status"), what=name,
-                        body={"status": {"promoteFull": True}}, content_type=MERGE_PATCH)
+                        body=step, content_type=MERGE_PATCH)
         return st.get("phase") == "Healthy" and st.get("stableRS") == st.get("currentPodHash")
 
     wait_for(f"{name} promoted", healthy, 120)
