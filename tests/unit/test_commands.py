@@ -456,38 +456,6 @@ def test_abort_then_retry_and_version_diff_on_the_fake(fake):
     assert diff["changed"] == ["prompt"] and diff["new"]["raw"]["prompt"] == "support-v2"
 
 
-def test_a_kept_alive_connection_the_server_closed_is_opened_again():
-    """The API server closes idle keep-alive connections; the next request must not fail for it."""
-    import http.server
-    import threading
-
-    from kubectl_agentroll.kubeconfig import Target
-    from kubectl_agentroll.rest import Rest
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):  # noqa: N802 - http.server's name
-            body = b'{"kind": "Rollout"}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            self.close_connection = True  # without saying so: as an idle timeout does
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        rest = Rest(Target(server=f"http://127.0.0.1:{server.server_address[1]}"))
-        assert [rest.request("GET", "/x", what="x")["kind"] for _ in range(3)] == ["Rollout"] * 3
-        rest.close()
-    finally:
-        server.shutdown()
-
-
 def test_large_answers_decode_the_same_through_orjson():
     from kubectl_agentroll import rest
 

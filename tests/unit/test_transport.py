@@ -1,4 +1,4 @@
-"""The HTTPS transport's concurrency and large-answer decoding, against a local HTTP server."""
+"""The HTTPS transport: concurrency, kept-alive connections, TLS names and large answers, against local servers."""
 
 from __future__ import annotations
 
@@ -14,20 +14,15 @@ from kubectl_agentroll.kubeconfig import Target
 from kubectl_agentroll.session import together
 
 
-@pytest.fixture
-def server():
-    """An HTTP/1.1 keep-alive server whose handler for /both waits until two requests are in."""
-    arrived = threading.Barrier(2, timeout=5)
-    seen = []
+def serve(answer, tls=None) -> http.server.ThreadingHTTPServer:
+    """An HTTP/1.1 keep-alive server on loopback (HTTPS with an `ssl.SSLContext`); `answer(handler)`
+    gives each GET's JSON body. Call `shutdown()` when done."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):  # noqa: N802 - http.server's name
-            seen.append((self.path, self.client_address[1]))
-            if self.path.startswith("/both"):
-                arrived.wait()
-            body = json.dumps({"path": self.path}).encode()
+            body = answer(self)
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -37,9 +32,42 @@ def server():
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@pytest.fixture
+def server():
+    """A server whose answer to /both waits until two requests are in."""
+    arrived = threading.Barrier(2, timeout=5)
+    seen = []
+
+    def answer(handler) -> bytes:
+        seen.append((handler.path, handler.client_address[1]))
+        if handler.path.startswith("/both"):
+            arrived.wait()
+        return json.dumps({"path": handler.path}).encode()
+
+    httpd = serve(answer)
     yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
     httpd.shutdown()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_opened_again():
+    """The API server closes idle keep-alive connections; the next request must not fail for it."""
+    def answer(handler) -> bytes:
+        handler.close_connection = True  # without saying so: as an idle timeout does
+        return b'{"kind": "Rollout"}'
+
+    httpd = serve(answer)
+    try:
+        api = rest.Rest(Target(server=f"http://127.0.0.1:{httpd.server_address[1]}"))
+        assert [api.request("GET", "/x", what="x")["kind"] for _ in range(3)] == ["Rollout"] * 3
+        api.close()
+    finally:
+        httpd.shutdown()
 
 
 def test_requests_at_the_same_time_each_get_a_connection(server):
@@ -106,24 +134,9 @@ def tls_server(tmp_path):
     state = certs.renew(None, dns_names=["api.internal"], ips=[])
     paths = certs.write(state, tmp_path)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):  # noqa: N802 - http.server's name
-            body = b'{"kind": "Status"}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(paths["tls.crt"], paths["tls.key"])
-    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(paths["tls.crt"], paths["tls.key"])
+    httpd = serve(lambda _: b'{"kind": "Status"}', tls)
     yield f"https://127.0.0.1:{httpd.server_address[1]}", state.ca_pem
     httpd.shutdown()
 
