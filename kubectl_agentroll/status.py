@@ -667,7 +667,8 @@ def rollout_rows(
             step=_step(strategy, index, steps),
             weight=weight,
             stable=_composite_label(stable_rs) if stable_rs
-            else _template_composite(rollout) if settled(rollout) else NO_REPLICASET,
+            else _composite_label(_map(spec_of(rollout).get("template"))) if settled(rollout)
+            else NO_REPLICASET,
             canary=None if not in_flight(rollout)
             else _composite_label(canary_rs) if canary_rs else NO_REPLICASET,
         ))
@@ -679,13 +680,9 @@ def _step(strategy: str, index: object, steps: list) -> str:
     return f"{_int(index)}/{len(steps)}" if strategy == "Canary" and index is not None and steps else ""
 
 
-def _composite_label(rs: Mapping) -> str:
-    return str(labels_of(rs).get(cv.COMPOSITE_VERSION) or cv.UNSET)
-
-
-def _template_composite(rollout: Mapping) -> str:
-    return str(_map(meta(_map(spec_of(rollout).get("template"))).get("labels")).get(cv.COMPOSITE_VERSION)
-               or cv.UNSET)
+def _composite_label(obj: Mapping) -> str:
+    """The composite version label of a ReplicaSet or a pod template."""
+    return str(labels_of(obj).get(cv.COMPOSITE_VERSION) or cv.UNSET)
 
 
 # --- version-diff --------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def model_of(rollout, replicasets, runs, pods, tree: bool, servers: list | None 
     return model, nodes
 
 
-SELECTOR_HASHES = 200  # more unsettled Rollouts than this: every Rollout-made ReplicaSet, in one list
+SELECTOR_HASHES = 200  # more hashes to read than this: every Rollout-made ReplicaSet, in one list
 
 
 def fetch_all(s, g):
