@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import http.server
 import json
+import os
+import tempfile
 import threading
 
 import pytest
@@ -150,4 +152,56 @@ def test_the_certificate_is_checked_against_the_tls_server_name(tls_server, serv
     else:
         with pytest.raises(rest.KubeError, match=r"^version: cannot reach the API server .*certificate"):
             api.request("GET", "/version", what="version")
+    api.close()
+
+
+@pytest.fixture
+def mtls_server(tmp_path_factory):
+    """An HTTPS server on 127.0.0.1 that accepts only clients with a certificate from its CA; gives
+    the URL, the CA and a client certificate and key (PEM), as a kubeconfig embeds them."""
+    import ssl
+
+    from webhook import certs
+
+    ca, ca_key = certs.new_ca("test-ca", days=1)
+    serving, serving_key = certs.issue(ca, ca_key, "127.0.0.1", ips=["127.0.0.1"])
+    client, client_key = certs.issue(ca, ca_key, "admin", client=True)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(cadata=ca.public_bytes(certs.PEM).decode())
+    pem = tmp_path_factory.mktemp("serving") / "tls.pem"
+    pem.write_bytes(serving.public_bytes(certs.PEM) + certs.key_pem(serving_key))
+    tls.load_cert_chain(pem)
+    httpd = serve(lambda h: json.dumps({"client": h.connection.getpeercert()["subject"][0][0][1]}).encode(), tls)
+    yield (f"https://127.0.0.1:{httpd.server_address[1]}", ca.public_bytes(certs.PEM),
+           client.public_bytes(certs.PEM), certs.key_pem(client_key))
+    httpd.shutdown()
+
+
+def test_an_embedded_client_certificate_is_loaded_without_writing_the_key_to_disk(mtls_server, monkeypatch):
+    url, ca, cert, key = mtls_server
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("memory files are Linux-only; the temp-dir fallback is tested below")
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", None)  # any use of a temp dir fails
+    api = rest.Rest(Target(server=url, ca_data=ca, cert_data=cert, key_data=key))
+    assert api.request("GET", "/version", what="version") == {"client": "admin"}
+    api.close()
+
+
+def _refused(*_args):
+    raise PermissionError(1, "Operation not permitted")  # as a seccomp filter answers
+
+
+@pytest.mark.parametrize("memfd_create", [None, _refused], ids=["no memory files", "refused by a sandbox"])
+def test_without_memory_files_the_embedded_certificate_goes_through_a_private_temp_dir(
+        mtls_server, monkeypatch, tmp_path, memfd_create):
+    url, ca, cert, key = mtls_server
+    if memfd_create is None:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    else:
+        monkeypatch.setattr(os, "memfd_create", memfd_create, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    api = rest.Rest(Target(server=url, ca_data=ca, cert_data=cert, key_data=key))
+    assert api.request("GET", "/version", what="version") == {"client": "admin"}
+    assert list(tmp_path.iterdir()) == []  # removed once loaded
     api.close()
