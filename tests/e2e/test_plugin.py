@@ -118,8 +118,11 @@ class Watcher:
     def __init__(self, plugin: Plugin, name: str) -> None:
         cmd = [plugin.exe, "--kubeconfig", str(plugin.cluster.kubeconfig), "-n", plugin.namespace,
                "-o", "json", "status", name, "-w"]
+        # Ctrl-C is what stops it: default handling even when this run was started with SIGINT
+        # ignored (as `nohup` and a shell's background jobs do), which the child would inherit.
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=plugin.cluster.env)
+                                     env=plugin.cluster.env,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
