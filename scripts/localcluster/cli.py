@@ -23,6 +23,8 @@ examples:
   eval "$(scripts/local-cluster env)"       # KUBECONFIG, PATH, AGENTROLL_PROMETHEUS
   scripts/local-cluster scrape demo 127.0.0.1:9464 --label app=agent
   scripts/local-cluster soak                # hold pods Ready through two node heartbeat deadlines
+  scripts/local-cluster heartbeat           # seconds until the Argo controller sees a Rollout change
+  scripts/local-cluster restart argo-rollouts --dump   # goroutine stacks to its log, then start again
   scripts/local-cluster down
 """
 
@@ -44,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                    help="a label on every series")
     s.add_argument("--remove", action="store_true", help="stop scraping NAME")
+    r = sub.add_parser("restart", help="stop one component and start it again with its flags and ports "
+                       "(its data stays)")
+    r.add_argument("component", help="one of the names `status` lists")
+    r.add_argument("--dump", action="store_true",
+                   help="SIGQUIT it first: a Go component writes its goroutine stacks to its log")
+    h = sub.add_parser("heartbeat", help="time how long the Argo controller takes to see a Rollout change")
+    h.add_argument("--deadline", type=float, default=30, help="give up after this many seconds (exit 1)")
     k = sub.add_parser("soak", help="check pods stay Ready through two node heartbeat deadlines")
     k.add_argument("--seconds", type=float, help="how long to hold (default: two grace periods + 10 s)")
     return ap
@@ -74,9 +83,11 @@ def main(argv: list[str]) -> int:
         "build": lambda: cluster.build(args.components or None),
         "up": cluster.up, "down": cluster.down, "status": cluster.status, "env": cluster.env,
         "scrape": lambda: _scrape(args), "soak": lambda: soak.run(args.seconds),
+        "restart": lambda: cluster.restart(args.component, args.dump),
+        "heartbeat": lambda: cluster.heartbeat_once(args.deadline),
     }
     try:
-        if args.command in ("up", "down"):
+        if args.command in ("up", "down", "restart"):
             with gobuild.file_lock(cluster_dir() / ".lock", args.command):
                 return commands[args.command]() or 0
         return commands[args.command]() or 0

@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from . import gobuild, health, procs
+from . import gobuild, health, heartbeat, procs
 from .components import COMPONENTS, FINAL_CHECK, ORDER, TOOLS, Context
 from .config import ClusterError, Paths, cluster_dir, free_port, log
 from .pki import CLIENTS, ensure_pki, write_kubeconfig
@@ -79,6 +79,47 @@ def _wait(ctx: Context, pending: list) -> None:
     while pending:
         comp = pending.pop(0)
         health.wait_until(comp.name, ctx.paths, comp.ready(ctx), comp.timeout, comp.ready_what)
+
+
+def restart(name: str, dump: bool = False) -> int:
+    """Stop one component and start it again with the flags and ports it had; its data stays (no
+    `prepare`: that would empty etcd's or Prometheus's). With dump, it is first sent SIGQUIT, on
+    which a Go program writes every goroutine's stack to its log (kept as <name>.log.1) and exits."""
+    by_name = {comp.name: comp for comp in COMPONENTS}
+    if name not in by_name:
+        raise ClusterError(f"unknown component {name!r}; expected one of {', '.join(ORDER)}")
+    p = paths()
+    infos = procs.running(p)
+    if name not in infos:
+        raise ClusterError(f"{name} is not running here ({p.root}); start the cluster with `up`")
+    comp = by_name[name]
+    ports = {key: port for info in infos.values() for key, port in info.get("ports", {}).items()}
+    ctx = Context(p, gobuild.ensure_built(), ports)
+    if dump and procs.pid_alive(infos[name]):
+        procs.quit_for_dump(p, name)
+    problem = procs.stop(p, name)
+    if problem:
+        raise ClusterError(problem)
+    procs.start(p, name, comp.argv(ctx), {k: ports[k] for k in comp.ports},
+                env=comp.env(ctx) if comp.env else None)
+    health.wait_until(name, p, comp.ready(ctx), comp.timeout, comp.ready_what)
+    log(f"{name} restarted" + (f" (goroutine dump: {p.component_log(name).with_suffix('.log.1')})"
+                               if dump else ""))
+    return 0
+
+
+def heartbeat_once(deadline: float) -> int:
+    p = paths()
+    heart = heartbeat.Heartbeat(p, p.bin / "kubectl")
+    heart.ensure()
+    beat = heart.beat(deadline)
+    if beat.error:
+        raise ClusterError(beat.error)
+    if beat.seconds is None:
+        raise ClusterError(f"the Argo controller did not observe a Rollout change within {deadline:.0f} s "
+                           "(try `restart argo-rollouts --dump`)")
+    print(f"the Argo controller observed a Rollout change in {beat.seconds:.2f} s")
+    return 0
 
 
 def print_usage(p: Paths) -> None:

@@ -130,6 +130,18 @@ def _signal_group(pgid: int, sig: int, comp: str, wait: float) -> None:
         time.sleep(0.1)
 
 
+def quit_for_dump(p: Paths, comp: str, wait: float = 10.0) -> None:
+    """SIGQUIT the component's process group: a Go program writes all goroutine stacks to stderr (its
+    log) and exits. SIGCONT too, so a stopped one acts on it. Waits for it to be gone; `stop` deals
+    with anything left."""
+    info = read_pidfile(p, comp)
+    if info:
+        pgid = info.get("pgid") or info["pid"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGQUIT)
+        _signal_group(pgid, signal.SIGCONT, comp, wait)
+
+
 def stop(p: Paths, comp: str, grace: float = 10.0) -> str | None:
     """SIGTERM the component's process group, SIGKILL after grace. Returns a problem or None."""
     info = read_pidfile(p, comp)

@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "local-cluster"
 sys.path[:0] = [str(REPO_ROOT / "scripts")]
 
-from localcluster import gobuild, prometheus  # noqa: E402
+from localcluster import gobuild, heartbeat, prometheus  # noqa: E402
 from localcluster.cluster import prometheus_url as running_prometheus  # noqa: E402
 from localcluster.config import Paths, free_port  # noqa: E402
 
@@ -135,9 +135,9 @@ class Cluster:
         return r
 
 
-def _run_script(cmd: str, env: dict) -> tuple:
+def _run_script(cmd: str, env: dict, *args: str) -> tuple:
     """Run scripts/local-cluster <cmd>, echoing progress to the real stderr; return (rc, output)."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), cmd], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), cmd, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
     for line in proc.stdout:
@@ -146,6 +146,22 @@ def _run_script(cmd: str, env: dict) -> tuple:
             sys.__stderr__.write(line)
             sys.__stderr__.flush()
     return proc.wait(), "".join(lines)
+
+
+def _controller_watchdog(cluster: Cluster, env: dict) -> heartbeat.Watchdog:
+    """The Argo controller's heartbeat for the whole session: a controller that stops hearing changes
+    is restarted (after a goroutine dump to its log) instead of failing whichever test waits on it."""
+
+    def restart(beat: heartbeat.Beat) -> None:
+        sys.__stderr__.write(f"\nlocal cluster: the Argo controller did not observe a Rollout change within "
+                             f"{watchdog.deadline:.0f} s; dumping its goroutines and restarting it\n")
+        rc, out = _run_script("restart", env, "argo-rollouts", "--dump")
+        if rc != 0:
+            sys.__stderr__.write(f"local-cluster restart failed: {out.strip()}\n")
+
+    watchdog = heartbeat.Watchdog(heartbeat.Heartbeat(Paths(cluster.dir), cluster.kubectl_path), restart)
+    watchdog.start()
+    return watchdog
 
 
 @pytest.fixture(scope="session")
@@ -170,9 +186,12 @@ def cluster(tmp_path_factory):
     kenv["NO_PROXY"] = kenv["no_proxy"] = "127.0.0.1,localhost"
     handle = Cluster(dir=cdir, kubeconfig=cdir / "kubeconfig", kubectl_path=(cdir / "bin" / "kubectl").resolve(),
                      helm_path=(cdir / "bin" / "helm").resolve(), env=kenv)
+    watchdog = _controller_watchdog(handle, env)
     try:
         yield handle
     finally:
+        watchdog.stop()
+        sys.__stderr__.write(f"\n{watchdog.summary()}\n")
         if not already_running:
             rc, out = _run_script("down", env)
             if rc != 0:

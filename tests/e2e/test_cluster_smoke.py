@@ -84,3 +84,50 @@ def test_pods_stay_ready_through_two_node_heartbeat_deadlines(cluster):
                           timeout=400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "the node and every pod stayed Ready" in done.stdout
+
+
+def test_a_controller_that_stops_hearing_changes_is_dumped_and_restarted(cluster):
+    """The heartbeat's watchdog: a controller that sees no Rollout change within the deadline (here:
+    stopped with SIGSTOP, alive to every liveness check) gets a goroutine dump and a restart, and
+    hears again afterwards."""
+    import json
+    import signal
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from localcluster import heartbeat
+    from localcluster.config import Paths
+
+    env = {**os.environ, "AGENTROLL_CLUSTER_DIR": str(cluster.dir)}
+    script = Path(__file__).resolve().parents[2] / "scripts" / "local-cluster"
+    pidfile = cluster.dir / "run" / "argo-rollouts.json"
+    before = json.loads(pidfile.read_text())["pid"]
+
+    def restart(_beat):
+        subprocess.run([sys.executable, str(script), "restart", "argo-rollouts", "--dump"], env=env,
+                       check=True, capture_output=True, timeout=120)
+
+    heart = heartbeat.Heartbeat(Paths(cluster.dir), cluster.kubectl_path)
+    watchdog = heartbeat.Watchdog(heart, restart, every=0.5, deadline=5)
+    os.kill(before, signal.SIGSTOP)
+    try:
+        watchdog.start()
+        cluster.wait_for(lambda: watchdog.deaf, timeout=60, what="the watchdog to find the controller deaf")
+        cluster.wait_for(lambda: json.loads(pidfile.read_text())["pid"] != before, timeout=60,
+                         what="a new controller process")
+    finally:
+        watchdog.stop()
+        if _alive(before):
+            os.kill(before, signal.SIGCONT)
+    dump = (cluster.dir / "logs" / "argo-rollouts.log.1").read_text()
+    assert "goroutine " in dump and "SIGQUIT" in dump
+    heart.ensure()
+    assert heart.beat(deadline=30).seconds is not None
+    assert "deaf: not observed within 5 s" in (cluster.dir / "logs" / "heartbeat.log").read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
