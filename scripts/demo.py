@@ -26,7 +26,7 @@ REPO = HERE.parent
 sys.path[:0] = [str(HERE), str(REPO)]
 
 from agenttraffic.split import canary_weight  # noqa: E402
-from localcluster import cluster, procs, prometheus, webhookrender  # noqa: E402
+from localcluster import cluster, heartbeat, procs, prometheus, webhookrender  # noqa: E402
 from localcluster.config import ClusterError, Paths, child_env, free_port  # noqa: E402
 from localcluster.health import http_ok  # noqa: E402
 
@@ -283,10 +283,14 @@ def main(argv: list[str]) -> int:
         if cluster.up() != 0:
             return 1
         say(f"control plane ready after {time.monotonic() - t0:.0f}s")
-        with tempfile.TemporaryDirectory(prefix="agentroll-demo-") as tmp:
-            demo = Demo(p, Path(tmp))
-            demo.install(cluster.prometheus_url(p))
-            demo.story()
+        watchdog = _controller_watchdog(p)
+        try:
+            with tempfile.TemporaryDirectory(prefix="agentroll-demo-") as tmp:
+                demo = Demo(p, Path(tmp))
+                demo.install(cluster.prometheus_url(p))
+                demo.story()
+        finally:
+            watchdog.stop()
         ok = True
         say(f"\nThe story happened as told in {time.monotonic() - t0:.0f}s: the healthy version was "
             "promoted through every step, the degraded one was stopped at 5% of traffic.")
@@ -300,6 +304,22 @@ def main(argv: list[str]) -> int:
         return 130
     finally:
         _finish(p, keep=args.keep, was_running=was_running, ok=ok)
+
+
+def _controller_watchdog(p: Paths) -> heartbeat.Watchdog:
+    """The test bed's Argo controller has been seen to stop hearing changes for minutes; the story
+    would then wait in vain. A deaf controller is restarted (after a goroutine dump to its log)."""
+
+    def restart(_beat: heartbeat.Beat) -> None:
+        say("(the Argo controller stopped seeing changes: restarting it; see logs/heartbeat.log)")
+        try:
+            cluster.restart("argo-rollouts", dump=True)
+        except ClusterError as err:
+            say(f"(restarting the Argo controller failed: {err})")
+
+    watchdog = heartbeat.Watchdog(heartbeat.Heartbeat(p, p.bin / "kubectl"), restart)
+    watchdog.start()
+    return watchdog
 
 
 def _finish(p: Paths, keep: bool, was_running: bool, ok: bool) -> None:
