@@ -148,6 +148,14 @@ def _run_script(cmd: str, env: dict, *args: str) -> tuple:
     return proc.wait(), "".join(lines)
 
 
+_SESSION_NOTES: list[str] = []  # printed after the results (output during a test is captured)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for note in _SESSION_NOTES:
+        terminalreporter.write_line(note)
+
+
 def _controller_watchdog(cluster: Cluster, env: dict) -> heartbeat.Watchdog:
     """The Argo controller's heartbeat for the whole session: a controller that stops hearing changes
     is restarted (after a goroutine dump to its log) instead of failing whichever test waits on it."""
@@ -191,7 +199,7 @@ def cluster(tmp_path_factory):
         yield handle
     finally:
         watchdog.stop()
-        sys.__stderr__.write(f"\n{watchdog.summary()}\n")
+        _SESSION_NOTES.append(f"{watchdog.summary()} (log: {cdir / 'logs' / 'heartbeat.log'})")
         if not already_running:
             rc, out = _run_script("down", env)
             if rc != 0:
