@@ -115,8 +115,16 @@ def watch_cpu(cmd: list[str], env: dict, seconds: float | None, during=None) -> 
 
 
 def _cpu_of(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the process's threads, from each one's schedstat (nanoseconds): utime and stime
+    in /proc/PID/stat come in 10 ms ticks, too coarse for totals of ~50 ms. A thread that ends inside
+    the window would be missed; neither command starts or ends threads while it watches."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def one_canary(api: Rest, name: str, prompt: str) -> None:
@@ -253,13 +261,13 @@ def main() -> None:
         watch_ours = [plugin, "status", "bench-one", "-w", *ns]
         watch_argo = [argo, "get", "rollout", "bench-one", "-w", *ns]
         idle = [watch_cpu(cmd, env, args.idle) for cmd in (watch_ours, watch_argo)]
-        print(f"-w CPU over {args.idle:.0f} s idle: ours {idle[0]:.2f} s, argo {idle[1]:.2f} s")
-        # The kernel counts CPU in 10 ms ticks: three canaries each, so a tick or two is not the row.
+        print(f"-w CPU over {args.idle:.0f} s idle: ours {idle[0] * 1000:.1f} ms, "
+              f"argo {idle[1] * 1000:.1f} ms")
         busy = [watch_cpu(cmd, env, None, lambda who=who: [one_canary(api, "bench-one", f"{who}{i}")
                                                             for i in range(3)])
                 for cmd, who in ((watch_ours, "ours"), (watch_argo, "argo"))]
-        print(f"-w CPU over three canaries (new revision -> Healthy, each): ours {busy[0]:.2f} s, "
-              f"argo {busy[1]:.2f} s")
+        print(f"-w CPU over three canaries (new revision -> Healthy, each): ours {busy[0] * 1000:.0f} ms, "
+              f"argo {busy[1] * 1000:.0f} ms")
 
     if args.count <= 0:
         cleanup(api, args.keep, ONE_NS)
