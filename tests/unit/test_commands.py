@@ -5,7 +5,11 @@ from __future__ import annotations
 import _thread
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +26,7 @@ from tests.unit.test_status import (
     run_obj,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 INCONCLUSIVE_PAUSE = {"pauseConditions": [{"reason": "InconclusiveAnalysisRun"}], "controllerPause": True,
                       "canary": {"currentStepAnalysisRunStatus": {"name": "support-agent-5f4c9d8b7-2-0",
                                                                   "status": "Inconclusive"}}}
@@ -415,6 +420,25 @@ def test_help_lists_kubectls_connection_flags(command):
     assert result.exit_code == 0
     missing = [f for f in KUBECTL_CONNECTION_FLAGS if f not in result.output]
     assert not missing
+
+
+def test_each_command_name_loads_the_command_of_that_name():
+    with click.Context(cli.main) as ctx:
+        for name in cli.main.list_commands(ctx):
+            command = cli.main.get_command(ctx, name)
+            assert isinstance(command, click.Command) and command.name == name
+
+
+def test_a_command_imports_its_own_module_and_no_other_commands():
+    """`status NAME` must not build the twelve other commands: they load when asked for (cli.LazyGroup)."""
+    code = ("import json, sys\n"
+            "from kubectl_agentroll.cli import main\n"
+            "main(['status', '--help'], standalone_mode=False)\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('kubectl_agentroll.commands'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [
+        "kubectl_agentroll.commands", "kubectl_agentroll.commands.common", "kubectl_agentroll.commands.status"]
 
 
 def test_connection_flags_reach_the_kubeconfig_from_the_command_line(tmp_path):
