@@ -37,7 +37,7 @@ class Globals:
             if given.get("request_timeout") is not None:
                 given["request_timeout"] = parse_duration(given["request_timeout"])
         except ValueError as err:
-            _fail(str(err))
+            fail(str(err))
         return Flags(**given)
 
     def style(self):
@@ -64,7 +64,7 @@ def _complete_rollouts(ctx: click.Context, _param, incomplete: str) -> list:
 
     g = ctx.find_object(Globals) or Globals()
     try:
-        s = _session(g, quiet=True)
+        s = open_session(g, quiet=True)
         body = s.api.request("GET", path(ROLLOUTS, s.namespace), what="rollouts")
         s.close()
     except (KubeError, SystemExit, OSError):
@@ -126,12 +126,12 @@ def rollout_argument(required: bool = True):
     return click.argument("rollout", required=required, shell_complete=_complete_rollouts)
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
+def fail(message: str, code: int = EXIT_ERROR) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-def _session(g: Globals, quiet: bool = False):
+def open_session(g: Globals, quiet: bool = False):
     """The command's Session; a KubeError while connecting becomes one line and exit 1."""
     from kubectl_agentroll.kube import KubeError
 
@@ -146,14 +146,14 @@ def _session(g: Globals, quiet: bool = False):
     except KubeError as err:
         if quiet:
             raise
-        _fail(str(err))
+        fail(str(err))
     api.warm_up()  # the TLS handshake goes on while the modules below load
     from kubectl_agentroll.session import Session
 
     return Session(api, g.namespace or target.namespace)
 
 
-def _kube_errors(fn):
+def kube_errors(fn):
     """Run a command body; a KubeError is printed as one line with exit 1."""
     import functools
 
@@ -164,7 +164,7 @@ def _kube_errors(fn):
         try:
             return fn(*args, **kwargs)
         except KubeError as err:
-            _fail(str(err))
+            fail(str(err))
 
     return wrapper
 

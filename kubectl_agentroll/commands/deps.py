@@ -6,10 +6,10 @@ import click
 
 from kubectl_agentroll.commands.common import (
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -18,7 +18,7 @@ from kubectl_agentroll.commands.common import (
 @click.command()
 @rollout_argument(required=False)
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def deps(g: Globals, rollout) -> None:
     """Show the agent network: each agent with the tools it requires and the agents it depends on.
 
@@ -41,8 +41,8 @@ def deps(g: Globals, rollout) -> None:
     from kubectl_agentroll.transport import DEPLOYMENTS, ROLLOUTS
 
     if rollout and g.all_namespaces:
-        _fail("a Rollout name cannot be combined with -A/--all-namespaces")
-    s = _session(g)
+        fail("a Rollout name cannot be combined with -A/--all-namespaces")
+    s = open_session(g)
     namespace = None if g.all_namespaces else s.namespace
     where = "all namespaces" if namespace is None else f"namespace {namespace!r}"
     from kubectl_agentroll.session import together
@@ -54,7 +54,7 @@ def deps(g: Globals, rollout) -> None:
     finally:
         s.close()
     if rollout and index.agent(s.namespace, rollout) is None:
-        _fail(f"{s.what(rollout)} is not an agent Rollout (or does not exist)")
+        fail(f"{s.what(rollout)} is not an agent Rollout (or does not exist)")
     nodes = deps_tree(index, namespace, rollout)
     if g.output != "table":
         from kubectl_agentroll import views

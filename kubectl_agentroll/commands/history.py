@@ -6,10 +6,10 @@ import click
 
 from kubectl_agentroll.commands.common import (
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -18,7 +18,7 @@ from kubectl_agentroll.commands.common import (
 @click.command()
 @rollout_argument()
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def history(g: Globals, rollout) -> None:
     """Every revision the Rollout still has: its composite version layer by layer, when it was
     created, and the outcome of its analysis, with the measured values that decided it.
@@ -36,7 +36,7 @@ def history(g: Globals, rollout) -> None:
     from kubectl_agentroll.render import render_history
     from kubectl_agentroll.revisions import history as history_of
 
-    s = _session(g)
+    s = open_session(g)
     try:
         obj = s.rollout(rollout)
         revisions = history_of(obj, s.replicasets(obj), s.analysis_runs(obj))
@@ -57,7 +57,7 @@ def history(g: Globals, rollout) -> None:
 @click.option("--to-version", help="The composite version to go back to (see `history`).")
 @click.option("--force", is_flag=True, help="Even to a revision whose analysis failed or was inconclusive.")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def undo(g: Globals, rollout, to_revision, to_version, force) -> None:
     """Put an earlier revision back: its pod template AND its layer annotations, in one patch.
 
@@ -81,7 +81,7 @@ def undo(g: Globals, rollout, to_revision, to_version, force) -> None:
     from kubectl_agentroll.status import find_by_hash, replicasets_of
     from kubectl_agentroll.transport import JSON_PATCH
 
-    s = _session(g)
+    s = open_session(g)
 
     def attempt():
         obj = s.rollout(rollout)
@@ -95,7 +95,7 @@ def undo(g: Globals, rollout, to_revision, to_version, force) -> None:
     try:
         target = with_conflict_retry(attempt)
     except Refused as err:
-        _fail(str(err))
+        fail(str(err))
     finally:
         s.close()
     v = target.version
@@ -111,7 +111,7 @@ def undo(g: Globals, rollout, to_revision, to_version, force) -> None:
 @click.option("--revision", type=int, help="The older revision (default: stable, or the one before --to).")
 @click.option("--to", "to", type=int, help="The newer revision (default: the canary, or the latest).")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def version_diff(g: Globals, rollout, revision, to) -> None:
     """Which layers differ between two revisions, with their raw values and images.
 
@@ -128,7 +128,7 @@ def version_diff(g: Globals, rollout, revision, to) -> None:
     from kubectl_agentroll.status import DiffError
     from kubectl_agentroll.status import version_diff as diff_of
 
-    s = _session(g)
+    s = open_session(g)
     try:
         obj = s.rollout(rollout)
         replicasets = s.replicasets(obj)
@@ -137,7 +137,7 @@ def version_diff(g: Globals, rollout, revision, to) -> None:
     try:
         diff = diff_of(obj, replicasets, revision, to)
     except DiffError as err:
-        _fail(str(err))
+        fail(str(err))
     if g.output != "table":
         click.echo(views.dump(g, diff.to_dict()))
         return

@@ -8,10 +8,10 @@ import click
 
 from kubectl_agentroll.commands.common import (
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -39,20 +39,20 @@ def _each(g: Globals, rollout: str | None, selector: str | None, act) -> None:
     from kubectl_agentroll.transport import ROLLOUTS
 
     if bool(rollout) == bool(selector):
-        _fail("give a Rollout name or -l/--selector" + (", not both" if rollout else ""))
-    s = _session(g)
+        fail("give a Rollout name or -l/--selector" + (", not both" if rollout else ""))
+    s = open_session(g)
     try:
         if rollout:
             try:
                 for line in act(s, rollout):
                     click.echo(line)
             except Refused as err:
-                _fail(str(err))
+                fail(str(err))
             return
         namespace = None if g.all_namespaces else s.namespace
         targets = s.list(ROLLOUTS, f"rollouts matching {selector!r}", namespace, selector)
         if not targets:
-            _fail(f"no Rollouts match -l {selector!r} in "
+            fail(f"no Rollouts match -l {selector!r} in "
                   + ("any namespace" if namespace is None else f"namespace {namespace!r}"))
         failed = 0
         for obj in sorted(targets, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
@@ -64,7 +64,7 @@ def _each(g: Globals, rollout: str | None, selector: str | None, act) -> None:
                 failed += 1
                 click.echo(f"error: {err}", err=True)
         if failed:
-            _fail(f"{failed} of {len(targets)} Rollouts failed")
+            fail(f"{failed} of {len(targets)} Rollouts failed")
     finally:
         s.close()
 
@@ -81,7 +81,7 @@ _SELECTOR = click.option("-l", "--selector", help="Every Rollout with these labe
 @click.option("--force", is_flag=True,
               help="Promote even though the current step's analysis failed or was inconclusive.")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def promote(g: Globals, rollout, selector, full, force) -> None:
     """Move a paused agent Rollout to its next step (--full: to the end).
 
@@ -124,7 +124,7 @@ def promote(g: Globals, rollout, selector, full, force) -> None:
 @rollout_argument(required=False)
 @_SELECTOR
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def abort(g: Globals, rollout, selector) -> None:
     """Stop the canary and go back to the stable composite version.
 
@@ -153,11 +153,11 @@ def abort(g: Globals, rollout, selector) -> None:
 def _simple(g: Globals, rollout: str, plan, done: str) -> None:
     from kubectl_agentroll.actions import Refused
 
-    s = _session(g)
+    s = open_session(g)
     try:
         _act(s, rollout, lambda s, obj: (plan(obj), None))
     except Refused as err:
-        _fail(str(err))
+        fail(str(err))
     finally:
         s.close()
     click.echo(f"rollout '{rollout}' {done}")
@@ -167,7 +167,7 @@ def _simple(g: Globals, rollout: str, plan, done: str) -> None:
 @click.command()
 @rollout_argument()
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def retry(g: Globals, rollout) -> None:
     """Resume an aborted agent Rollout: the canary starts again from the first step.
 
@@ -187,7 +187,7 @@ def retry(g: Globals, rollout) -> None:
 @click.command()
 @rollout_argument()
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def pause(g: Globals, rollout) -> None:
     """Pause the Rollout where it is (spec.paused: true, as `kubectl argo rollouts pause`).
 
@@ -206,7 +206,7 @@ def pause(g: Globals, rollout) -> None:
 @click.command()
 @rollout_argument()
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def restart(g: Globals, rollout) -> None:
     """Restart the Rollout's pods (spec.restartAt: now, as `kubectl argo rollouts restart`).
 

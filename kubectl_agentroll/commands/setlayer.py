@@ -6,10 +6,10 @@ import click
 
 from kubectl_agentroll.commands.common import (
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -22,7 +22,7 @@ from kubectl_agentroll.commands.common import (
 @click.option("--dry-run", type=click.Choice(["none", "server"]), default="none", show_default=True,
               help="server: send it with dryRun, show the resulting composite version, change nothing.")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def set_layer(g: Globals, layer, rollout, value, dry_run) -> None:
     """Change one layer of an agent: prompt, model, tools (name@version,...; "none" for no tools)
     or the agent container's image.
@@ -43,7 +43,7 @@ def set_layer(g: Globals, layer, rollout, value, dry_run) -> None:
     from kubectl_agentroll.composite import COMPOSITE_VERSION
     from kubectl_agentroll.transport import JSON_PATCH, MERGE_PATCH
 
-    s = _session(g)
+    s = open_session(g)
     server = dry_run == "server"
 
     def attempt():
@@ -55,7 +55,7 @@ def set_layer(g: Globals, layer, rollout, value, dry_run) -> None:
     try:
         plan, result = with_conflict_retry(attempt)
     except Refused as err:
-        _fail(str(err))
+        fail(str(err))
     finally:
         s.close()
     for warning in getattr(s.api, "warnings", []):

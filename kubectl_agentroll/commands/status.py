@@ -8,10 +8,10 @@ import click
 
 from kubectl_agentroll.commands.common import (
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -24,7 +24,7 @@ from kubectl_agentroll.commands.common import (
 @click.option("--until-done", is_flag=True,
               help="With -w: exit when the rollout is Healthy (0) or Degraded (2).")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def status(g: Globals, rollout, watch, until_done) -> None:
     """Show one agent Rollout layer by layer, or list them all.
 
@@ -50,10 +50,10 @@ def status(g: Globals, rollout, watch, until_done) -> None:
     from kubectl_agentroll.render import render_rows
 
     if rollout and g.all_namespaces:
-        _fail("a Rollout name cannot be combined with -A/--all-namespaces")
+        fail("a Rollout name cannot be combined with -A/--all-namespaces")
     if until_done and not (watch and rollout):
-        _fail("--until-done needs -w and a Rollout name")
-    s = _session(g)
+        fail("--until-done needs -w and a Rollout name")
+    s = open_session(g)
     code = 0
     try:
         if watch and rollout:

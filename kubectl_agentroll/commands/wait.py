@@ -9,10 +9,10 @@ import click
 from kubectl_agentroll.commands.common import (
     EXIT_ERROR,
     Globals,
-    _fail,
-    _kube_errors,
-    _session,
+    fail,
+    kube_errors,
     kubectl_options,
+    open_session,
     rollout_argument,
 )
 
@@ -25,7 +25,7 @@ from kubectl_agentroll.commands.common import (
 @click.option("--timeout", default="10m", show_default=True,
               help="Give up after this long: 30s, 10m, 1h (0: never).")
 @click.pass_obj
-@_kube_errors
+@kube_errors
 def wait(g: Globals, rollout, condition, timeout) -> None:
     """Block until the Rollout gets there; the exit code says how it ended (for CI).
 
@@ -56,8 +56,8 @@ def wait(g: Globals, rollout, condition, timeout) -> None:
     try:
         seconds = parse_duration(timeout, "--timeout")
     except ValueError as err:
-        _fail(str(err))
-    s = _session(g)
+        fail(str(err))
+    s = open_session(g)
     try:
         s.rollout(rollout)  # a missing Rollout is an error now, not a timeout later
         mirror = Mirror(s.api, [Feed("rollout", ROLLOUTS, s.namespace, name=rollout)])
@@ -73,7 +73,7 @@ def wait(g: Globals, rollout, condition, timeout) -> None:
             return found["verdict"] is not None
 
         if follow(mirror, lambda: None, done, timeout=seconds or None) is None:
-            _fail(f"{s.what(rollout)}: timed out after {timeout} waiting for {condition} "
+            fail(f"{s.what(rollout)}: timed out after {timeout} waiting for {condition} "
                   f"(now: {_phase_line(found.get('rollout'))})", waiting.TIMEOUT)
         verdict = found["verdict"]
         if verdict.code == waiting.REACHED:
