@@ -81,17 +81,22 @@ def dump(g, data) -> str:
     return yaml.safe_dump(data, sort_keys=False).rstrip("\n")
 
 
-def one_view(g, model, nodes) -> tuple[str, object]:
-    from kubectl_agentroll.render import render_status
+def one_view(g, model, nodes) -> tuple[str | None, object]:
+    """The view in the form asked for: text for a table (no data), data for -o json|yaml (no text).
+    Only one is made: turning the model into data copies it deeply, and a watch does it per redraw."""
+    if g.output == "table":
+        from kubectl_agentroll.render import render_status
+
+        return render_status(model, nodes, g.style()), None
     from kubectl_agentroll.tree import to_dicts
 
     data = model.to_dict()
     if nodes is not None:
         data["revisions"] = to_dicts(nodes)
-    return render_status(model, nodes, g.style()), data
+    return None, data
 
 
-def emit(g, text: str, data, watching: bool, first: bool) -> None:
+def emit(g, text: str | None, data, watching: bool, first: bool) -> None:
     from kubectl_agentroll.render import frame
 
     if g.output != "table":
@@ -107,11 +112,11 @@ def emit(g, text: str, data, watching: bool, first: bool) -> None:
 
 
 def printer(g):
-    """Emit a view unless it is the same as the last one."""
+    """Emit a view unless it is the same as the last one (its text, or its data for -o json|yaml)."""
     shown = {"last": None, "first": True}
 
-    def draw(text: str, data) -> None:
-        key = json.dumps(data, sort_keys=True, default=str)
+    def draw(text: str | None, data) -> None:
+        key = text if g.output == "table" else json.dumps(data, sort_keys=True, default=str)
         if key != shown["last"]:
             emit(g, text, data, True, shown["first"])
             shown["first"], shown["last"] = False, key
@@ -176,6 +181,9 @@ def watch_all(g, s) -> None:
 
     def draw() -> None:
         rows = rollout_rows(mirror.items("rollouts"), mirror.items("rs"))
-        draw_text(render_rows(rows, g.all_namespaces, g.style()), [r.to_dict() for r in rows])
+        if g.output == "table":
+            draw_text(render_rows(rows, g.all_namespaces, g.style()), None)
+        else:
+            draw_text(None, [r.to_dict() for r in rows])
 
     follow(mirror, draw)

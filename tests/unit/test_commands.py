@@ -155,6 +155,19 @@ def test_status_watch_redraws_on_pod_and_rollout_changes_and_ends_when_done(fake
     assert len(lists) == 5  # one read of the Rollout, one list per kind; the rest came by watch
 
 
+def test_a_table_watch_redraws_when_what_it_shows_changes_and_only_then(fake):
+    def annotate_pod(f):  # an event that changes nothing the view shows
+        f.update("pods", "agents", f"support-agent-{CANARY_HASH}-0",
+                 lambda p: p["metadata"].setdefault("annotations", {}).update(note="seen"))
+
+    fake.during_watch += [annotate_pod, _canary_ready, _become_healthy]
+    result = run(fake, "status", "support-agent", "-w", "--until-done")
+    assert result.exit_code == 0, result.output
+    frames = [line for line in result.stdout.splitlines() if line.split()[:2] == ["NAME", "KIND"]]
+    assert len(frames) == 3, result.stdout  # at start, the canary pod Ready, Healthy
+    assert "ready:0/1" in result.stdout and "ready:1/1" in result.stdout and "Healthy" in result.stdout
+
+
 def test_status_watch_until_done_exits_2_when_degraded(fake):
     def abort(f):
         f.update("rollouts", "agents", "support-agent",
