@@ -105,7 +105,6 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="controller-heartbeat", daemon=True)
 
     def start(self) -> None:
-        self.heart.ensure()
         self._thread.start()
 
     def stop(self) -> None:
@@ -113,7 +112,16 @@ class Watchdog:
         self._thread.join(timeout=self.deadline + 30)
 
     def _run(self) -> None:
+        ready = False
         while not self._stop.wait(self.every):
+            if not ready:  # the Rollout to beat on; a failure is an error beat, tried again next time
+                try:
+                    self.heart.ensure()
+                    ready = True
+                except ClusterError as err:
+                    self.beats.append(Beat(time.time(), None, str(err)))
+                    self._log(self.beats[-1])
+                    continue
             beat = self.heart.beat(self.deadline)
             self.beats.append(beat)
             if beat.seconds is None and beat.error is None:
