@@ -50,9 +50,7 @@ def _pem_files(*pems: bytes | None) -> Iterator[list[str | None]]:
         try:
             yield [None if fd is None else f"/proc/self/fd/{fd}" for fd in fds]
         finally:
-            for fd in fds:
-                if fd is not None:
-                    os.close(fd)
+            _close(fds)
         return
     import tempfile
 
@@ -82,11 +80,15 @@ def _memory_files(pems: tuple[bytes | None, ...]) -> list[int | None] | None:
                 with open(fds[-1], "wb", closefd=False) as fh:
                     fh.write(pem)
     except OSError:
-        for fd in fds:
-            if fd is not None:
-                os.close(fd)
+        _close(fds)
         return None
     return fds
+
+
+def _close(fds: list[int | None]) -> None:
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
 
 
 def _error(status: int, body: bytes, reason: str, what: str) -> KubeError:
