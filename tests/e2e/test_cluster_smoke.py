@@ -93,14 +93,13 @@ def test_a_controller_that_stops_hearing_changes_is_dumped_and_restarted(cluster
     import json
     import signal
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-    from localcluster import heartbeat
+    from localcluster import heartbeat, procs  # on sys.path: conftest puts scripts/ there
     from localcluster.config import Paths
 
     env = {**os.environ, "AGENTROLL_CLUSTER_DIR": str(cluster.dir)}
     script = Path(__file__).resolve().parents[2] / "scripts" / "local-cluster"
     pidfile = cluster.dir / "run" / "argo-rollouts.json"
-    before = json.loads(pidfile.read_text())["pid"]
+    before = json.loads(pidfile.read_text())
 
     def restart(_beat):
         subprocess.run([sys.executable, str(script), "restart", "argo-rollouts", "--dump"], env=env,
@@ -108,26 +107,18 @@ def test_a_controller_that_stops_hearing_changes_is_dumped_and_restarted(cluster
 
     heart = heartbeat.Heartbeat(Paths(cluster.dir), cluster.kubectl_path)
     watchdog = heartbeat.Watchdog(heart, restart, every=0.5, deadline=5)
-    os.kill(before, signal.SIGSTOP)
+    os.kill(before["pid"], signal.SIGSTOP)
     try:
         watchdog.start()
         cluster.wait_for(lambda: watchdog.deaf, timeout=60, what="the watchdog to find the controller deaf")
-        cluster.wait_for(lambda: json.loads(pidfile.read_text())["pid"] != before, timeout=60,
+        cluster.wait_for(lambda: json.loads(pidfile.read_text())["pid"] != before["pid"], timeout=60,
                          what="a new controller process")
     finally:
         watchdog.stop()
-        if _alive(before):
-            os.kill(before, signal.SIGCONT)
+        if procs.pid_alive(before):
+            os.kill(before["pid"], signal.SIGCONT)
     dump = (cluster.dir / "logs" / "argo-rollouts.log.1").read_text()
     assert "goroutine " in dump and "SIGQUIT" in dump
     heart.ensure()
     assert heart.beat(deadline=30).seconds is not None
     assert "deaf: not observed within 5 s" in (cluster.dir / "logs" / "heartbeat.log").read_text()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
