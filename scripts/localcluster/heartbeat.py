@@ -143,9 +143,8 @@ class Watchdog:
 
     def summary(self) -> str:
         seen = sorted(b.seconds for b in self.beats if b.seconds is not None)
-        if not seen:
-            return f"controller heartbeat: {len(self.beats)} beats, none observed"
-        return (f"controller heartbeat: {len(self.beats)} beats, observed in median "
-                f"{statistics.median(seen):.2f} s, slowest {seen[-1]:.1f} s; deaf {len(self.deaf)} times"
+        observed = (f"observed in median {statistics.median(seen):.2f} s, slowest {seen[-1]:.1f} s" if seen
+                    else "none observed")
+        return (f"controller heartbeat: {len(self.beats)} beats, {observed}; deaf {len(self.deaf)} times"
                 f"{' (controller restarted each time)' if self.deaf else ''}; "
                 f"{sum(b.error is not None for b in self.beats)} could not be written")
