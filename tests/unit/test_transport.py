@@ -102,30 +102,6 @@ def test_large_answers_leave_the_collector_as_they_found_it():
         gc.enable()
 
 
-def test_the_executable_starts_without_the_collector_and_a_watch_turns_it_back_on(monkeypatch, fake_cluster):
-    from kubectl_agentroll import cli, entry
-    from kubectl_agentroll.transport import ROLLOUTS
-    from kubectl_agentroll.watch import Feed, Mirror, follow
-
-    seen = []
-    monkeypatch.setattr(cli, "run", lambda: seen.append(gc.isenabled()))
-    try:
-        entry.run()
-        assert seen == [False] and not gc.isenabled()
-        mirror = Mirror(fake_cluster, [Feed("rollout", ROLLOUTS, "agents")])
-        assert follow(mirror, lambda: None, lambda: "done") == "done"
-        assert gc.isenabled()
-    finally:
-        gc.enable()
-
-
-@pytest.fixture
-def fake_cluster():
-    from tests.unit.fakekube import FakeCluster
-
-    return FakeCluster()
-
-
 @pytest.fixture
 def tls_server(tmp_path):
     """An HTTPS server whose certificate names `api.internal` only (not 127.0.0.1)."""
