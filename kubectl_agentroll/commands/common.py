@@ -107,18 +107,29 @@ _FLAGS = [
 ]
 
 
-_OPTIONS: list[click.Option] = []
+_OPTIONS: dict[str, click.Option] = {}
+
+
+def _options() -> dict[str, click.Option]:
+    """The flags' options by field name, made once and shared by every command (they keep no state
+    of a run): made per command (13 x 21 = 273) they cost 2-3 ms of every start."""
+    if not _OPTIONS:
+        for decls, attr, kwargs in _FLAGS:
+            default = {"default": False} if kwargs.get("is_flag") else {}
+            _OPTIONS[attr] = click.Option(decls, callback=_set(attr), expose_value=False, **default, **kwargs)
+    return _OPTIONS
 
 
 def kubectl_options(command: click.Command) -> click.Command:
     """The connection and output flags, accepted before or after the command (`status -A`). Goes
-    above `@click.command()`. The options are made once and shared by every command (they keep no
-    state of a run): made per command (13 x 21 = 273) they cost 2-3 ms of every start."""
-    if not _OPTIONS:
-        _OPTIONS.extend(click.Option(decls, callback=_set(attr), expose_value=False,
-                                     **({"default": False} if kwargs.get("is_flag") else {}), **kwargs)
-                        for decls, attr, kwargs in _FLAGS)
-    command.params.extend(_OPTIONS)
+    above `@click.command()`."""
+    command.params.extend(_options().values())
+    return command
+
+
+def offline_options(command: click.Command) -> click.Command:
+    """For a command that reads no cluster: only -n and -o, accepted after the command too."""
+    command.params.extend(option for attr, option in _options().items() if attr in ("namespace", "output"))
     return command
 
 

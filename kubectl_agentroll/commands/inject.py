@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from kubectl_agentroll.commands.common import Globals
+from kubectl_agentroll.commands.common import Globals, offline_options
 
 
 def load_policy(path: str | None):
@@ -21,6 +21,7 @@ def load_policy(path: str | None):
         raise click.ClickException(f"--policy-file {err}") from None
 
 
+@offline_options
 @click.command()
 @click.option("-f", "--filename", required=True, type=click.File("r"),
               help="Manifest file (multi-document YAML), or - for standard input.")

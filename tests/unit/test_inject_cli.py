@@ -53,6 +53,15 @@ def test_json_output():
     assert json.loads(result.stdout)["kind"] == "Rollout"
 
 
+def test_output_and_namespace_flags_also_follow_the_command_and_connection_flags_do_not():
+    before = run("-n", "agents", "-o", "json", "inject", "-f", str(EXAMPLE))
+    after = run("inject", "-f", str(EXAMPLE), "-n", "agents", "-o", "json")
+    assert after.returncode == 0, after.stderr
+    assert after.stdout == before.stdout and json.loads(after.stdout)["kind"] == "Rollout"
+    offline = run("inject", "--help").stdout
+    assert "--output" in offline and "--namespace" in offline and "--kubeconfig" not in offline
+
+
 def test_warnings_go_to_stderr():
     rollout = yaml.safe_load(EXAMPLE.read_text())
     del rollout["metadata"]["annotations"]["agentroll.dev/prompt-version"]
