@@ -41,13 +41,21 @@ def run_command() -> int:
 
 
 def flushed(status: int) -> int:
-    """Flush what the command wrote. A reader gone (`| head`) makes it 1, as click does, silently."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            if stream is sys.stdout:
-                status = status or 1
+    """Flush what the command wrote. A reader gone (`| head`) makes it 1, silently, as click does;
+    any other failure to write (a full disk) is said in one line, and makes it 1 too."""
+    complaint = ""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = status or 1
+    except (OSError, ValueError) as err:
+        complaint = f"error: writing the output: {err}\n"
+        status = status or 1
+    try:
+        sys.stderr.write(complaint)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     return status
 
 

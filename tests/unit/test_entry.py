@@ -90,6 +90,13 @@ def test_a_reader_gone_before_the_last_flush_is_status_1():
     assert done.returncode == 1 and done.stderr == b""
 
 
+def test_output_that_cannot_be_written_is_said_and_status_1():
+    with open("/dev/full", "w") as full:
+        done = ending("sys.stdout.write('row\\n' * 10)", stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1
+    assert done.stderr == "error: writing the output: [Errno 28] No space left on device\n"
+
+
 def test_a_reader_gone_is_status_1_without_a_traceback():
     process = subprocess.Popen([sys.executable, "-c", "from kubectl_agentroll.entry import run; run()",
                                 "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
