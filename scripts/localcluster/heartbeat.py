@@ -18,7 +18,8 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .config import ClusterError, Paths
@@ -102,6 +103,8 @@ class Watchdog:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._beating = threading.Lock()  # held for a beat and whatever on_deaf does about it
+        self._ready = False  # the Rollout to beat on exists
         self._thread = threading.Thread(target=self._run, name="controller-heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -111,24 +114,34 @@ class Watchdog:
         self._stop.set()
         self._thread.join(timeout=self.deadline + 30)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No beat inside: for whoever stops or restarts the controller on purpose. A beat under way
+        is finished first."""
+        with self._beating:
+            yield
+
     def _run(self) -> None:
-        ready = False
         while not self._stop.wait(self.every):
-            if not ready:  # the Rollout to beat on; a failure is an error beat, tried again next time
-                try:
-                    self.heart.ensure()
-                    ready = True
-                except ClusterError as err:
-                    self.beats.append(Beat(time.time(), None, str(err)))
-                    self._log(self.beats[-1])
-                    continue
-            beat = self.heart.beat(self.deadline)
-            self.beats.append(beat)
-            if beat.seconds is None and beat.error is None:
-                self.deaf.append(beat)
-                self.on_deaf(beat)
-            if beat.seconds is None or beat.seconds > SLOW:
-                self._log(beat)
+            with self._beating:
+                self._beat_once()
+
+    def _beat_once(self) -> None:
+        if not self._ready:  # the Rollout to beat on; a failure is an error beat, tried again next time
+            try:
+                self.heart.ensure()
+                self._ready = True
+            except ClusterError as err:
+                self.beats.append(Beat(time.time(), None, str(err)))
+                self._log(self.beats[-1])
+                return
+        beat = self.heart.beat(self.deadline)
+        self.beats.append(beat)
+        if beat.seconds is None and beat.error is None:
+            self.deaf.append(beat)
+            self.on_deaf(beat)
+        if beat.seconds is None or beat.seconds > SLOW:
+            self._log(beat)
 
     def _log(self, beat: Beat) -> None:
         when = time.strftime("%H:%M:%S", time.localtime(beat.at))

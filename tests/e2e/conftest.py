@@ -57,6 +57,7 @@ class Cluster:
     kubectl_path: Path
     helm_path: Path
     env: dict = field(repr=False)
+    watchdog: heartbeat.Watchdog | None = field(default=None, repr=False)  # the session's heartbeat
 
     def kubectl(self, *args, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess:
@@ -194,7 +195,7 @@ def cluster(tmp_path_factory):
     kenv["NO_PROXY"] = kenv["no_proxy"] = "127.0.0.1,localhost"
     handle = Cluster(dir=cdir, kubeconfig=cdir / "kubeconfig", kubectl_path=(cdir / "bin" / "kubectl").resolve(),
                      helm_path=(cdir / "bin" / "helm").resolve(), env=kenv)
-    watchdog = _controller_watchdog(handle, env)
+    watchdog = handle.watchdog = _controller_watchdog(handle, env)
     try:
         yield handle
     finally:

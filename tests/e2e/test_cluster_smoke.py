@@ -107,18 +107,19 @@ def test_a_controller_that_stops_hearing_changes_is_dumped_and_restarted(cluster
 
     heart = heartbeat.Heartbeat(Paths(cluster.dir), cluster.kubectl_path)
     watchdog = heartbeat.Watchdog(heart, restart, every=0.5, deadline=5)
-    os.kill(before["pid"], signal.SIGSTOP)
-    try:
-        watchdog.start()
-        cluster.wait_for(lambda: watchdog.deaf, timeout=60, what="the watchdog to find the controller deaf")
-        cluster.wait_for(lambda: json.loads(pidfile.read_text())["pid"] != before["pid"], timeout=60,
-                         what="a new controller process")
-    finally:
-        watchdog.stop()
-        if procs.pid_alive(before):
-            os.kill(before["pid"], signal.SIGCONT)
+    with cluster.watchdog.paused():  # the session's watchdog must not restart it a second time
+        os.kill(before["pid"], signal.SIGSTOP)
+        try:
+            watchdog.start()
+            cluster.wait_for(lambda: watchdog.deaf, timeout=60, what="the watchdog to find the controller deaf")
+            cluster.wait_for(lambda: json.loads(pidfile.read_text())["pid"] != before["pid"], timeout=60,
+                             what="a new controller process")
+        finally:
+            watchdog.stop()
+            if procs.pid_alive(before):
+                os.kill(before["pid"], signal.SIGCONT)
+        heart.ensure()
+        assert heart.beat(deadline=30).seconds is not None
     dump = (cluster.dir / "logs" / "argo-rollouts.log.1").read_text()
     assert "goroutine " in dump and "SIGQUIT" in dump
-    heart.ensure()
-    assert heart.beat(deadline=30).seconds is not None
     assert "deaf: not observed within 5 s" in (cluster.dir / "logs" / "heartbeat.log").read_text()
