@@ -5,9 +5,9 @@ Argo Rollouts plugin `kubectl argo rollouts` (a script, not a test).
 Against the local control plane of scripts/local-cluster (start it first: `scripts/local-cluster up`):
 
 1. wall time of `kubectl-agentroll status NAME` vs `kubectl get rollout NAME -o json`, the median
-   of --runs runs each, alternated, after one warm-up run each (target: ratio <= 2.0);
+   of --runs runs each, alternated run by run, after one warm-up run each (target: ratio <= 2.0);
 2. wall time of `kubectl-agentroll status -A` with --count opted-in Rollouts (replicas 0) in the
-   cluster (target: < 2 s), next to `kubectl get rollouts -A -o json` for reference;
+   cluster (target: < 2 s), alternated with `kubectl get rollouts -A -o json` for reference;
 3. with the Argo plugin at <cluster dir>/bin/kubectl-argo-rollouts (or --argo): `status NAME` vs
    `get rollout NAME` and `status -A` vs `list rollouts -A`, alternated run by run, and the CPU
    seconds of `status NAME -w` vs `get rollout NAME -w` over --idle seconds of an idle Rollout and
@@ -246,8 +246,7 @@ def main() -> None:
     wait_for("bench-one reconciled (is the Argo Rollouts controller running?)", reconciled_one, 120)
 
     get_one = [args.kubectl, "get", "rollout", "bench-one", "-n", ONE_NS, "-o", "json"]
-    kubectl = median_of(get_one, env, args.runs)
-    ours = median_of([plugin, "status", "bench-one", "-n", ONE_NS], env, args.runs)
+    ours, kubectl = paired([plugin, "status", "bench-one", "-n", ONE_NS], get_one, env, args.runs)
     print(f"kubectl get rollout NAME -o json   {kubectl * 1000:7.0f} ms")
     print(f"kubectl-agentroll status NAME       {ours * 1000:7.0f} ms   "
           f"ratio {ours / kubectl:.2f} (target <= 2.0)")
@@ -304,8 +303,8 @@ def main() -> None:
         mine, theirs = paired([plugin, "status", "-A"], [argo, "list", "rollouts", "-A"], env, runs)
         print(f"status -A {mine * 1000:.0f} ms vs argo list rollouts -A {theirs * 1000:.0f} ms "
               f"at {args.count} Rollouts (ratio {mine / theirs:.2f}, target <= 1)")
-    listing = median_of([args.kubectl, "get", "rollouts", "-A", "-o", "json"], env, runs)
-    everything = median_of([plugin, "status", "-A"], env, runs)
+    get_all = [args.kubectl, "get", "rollouts", "-A", "-o", "json"]
+    everything, listing = paired([plugin, "status", "-A"], get_all, env, runs)
     out = subprocess.run([plugin, "status", "-A"], capture_output=True, text=True, env=env).stdout
     rows = max(0, len(out.splitlines()) - 1)
     print(f"kubectl get rollouts -A -o json     {listing * 1000:7.0f} ms   (reference)")
