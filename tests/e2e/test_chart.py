@@ -765,8 +765,10 @@ def test_judge_gates_the_rollout_through_argo(cluster, namespaces, agent_traffic
     runs: dict = {}  # every AnalysisRun seen while it ran (Argo removes step runs once promoted)
 
     def finished():
-        runs.update({r["metadata"]["name"]: r for r in cluster.get_json("analysisruns", "-n", ns)["items"]})
+        # The Rollout first: an AnalysisRun's end comes before the Rollout's, so runs read after a
+        # finished Rollout show how they ended (read before, one could still say Running).
         st = cluster.get_json("rollout", "judged", "-n", ns).get("status", {})
+        runs.update({r["metadata"]["name"]: r for r in cluster.get_json("analysisruns", "-n", ns)["items"]})
         promoted = st.get("phase") == "Healthy" and st.get("stableRS") != v1
         return st if promoted or st.get("phase") == "Degraded" else None
 
