@@ -90,6 +90,7 @@ def test_a_reader_gone_before_the_last_flush_is_status_1():
     assert done.returncode == 1 and done.stderr == b""
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_output_that_cannot_be_written_is_said_and_status_1():
     with open("/dev/full", "w") as full:
         done = ending("sys.stdout.write('row\\n' * 10)", stdout=full, stderr=subprocess.PIPE, text=True)
