@@ -15,12 +15,12 @@ import yaml
 from kubectl_agentroll import entry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "agent-rollout.yaml"
+EXECUTABLE = [sys.executable, "-c", "from kubectl_agentroll.entry import run; run()"]  # as installed
 
 
 def executable(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """`kubectl-agentroll ARGS` as installed: through `entry.run`, output read through a pipe."""
-    return subprocess.run([sys.executable, "-c", "from kubectl_agentroll.entry import run; run()", *args],
-                          capture_output=True, text=True, timeout=60, **kwargs)
+    """`kubectl-agentroll ARGS` through `entry.run`, output read through a pipe."""
+    return subprocess.run([*EXECUTABLE, *args], capture_output=True, text=True, timeout=60, **kwargs)
 
 
 def test_the_command_starts_without_the_collector_and_a_watch_turns_it_back_on(monkeypatch):
@@ -99,8 +99,7 @@ def test_output_that_cannot_be_written_is_said_and_status_1():
 
 
 def test_a_reader_gone_is_status_1_without_a_traceback():
-    process = subprocess.Popen([sys.executable, "-c", "from kubectl_agentroll.entry import run; run()",
-                                "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([*EXECUTABLE, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and b"Traceback" not in err and b"Exception ignored" not in err, err
